@@ -18,12 +18,13 @@ import numpy as np
 
 from infersim.analyze import compare as _cmp
 from infersim.analyze import whatif as _whatif
-from infersim.analyze.backend import LayersBackend, policy_for
+from infersim.analyze.backend import LayersBackend
 from infersim.analyze.report import write_report
 from infersim.analyze.search import SearchSpace, Slo
 from infersim.catalog import Catalog, load_catalog
 from infersim.cost.step import StepCostModel, step_model
 from infersim.errors import InputError
+from infersim.serve.policies import policy_for
 from infersim.serve.simulator import SimResult
 from infersim.serve.simulator import simulate as _simulate
 from infersim.serve.workload import preset
@@ -84,4 +85,4 @@ def simulate(model: str, instance: str, tp: int = 1, qps: float = 2.0, workload:
     """One replica serving `requests` requests of a preset at `qps` (see `infersim.serve.metrics.summarize`)."""
     sm = step(model, instance, tp=tp, weights=weights, engine=engine)
     w = preset(workload).with_rate(qps=qps).generate(requests, np.random.default_rng(seed))
-    return _simulate(w, sm, policy_for(sm.profile, batching, max_batch))
+    return _simulate(w, sm, policy_for(sm.profile, batching, max_batch=max_batch))

@@ -55,7 +55,7 @@ def _targets(truth: Efficiency) -> list[Target]:
 def test_fit_recovers_known_efficiency() -> None:
     truth = Efficiency(hbm=0.55, step_overhead_s=3e-3)
     fit = fit_group(("neuron-tnx-2.18", "x"), _targets(truth), Efficiency(), PARAMS, EffBackend, load_rules())
-    assert fit.loss_after < 1e-4 < fit.loss_before
+    assert fit.loss_after < 0.02 < fit.loss_before  # mean |log error| within the search step
     assert fit.efficiency.hbm == pytest.approx(0.55, rel=0.05)
     assert fit.efficiency.step_overhead_s == pytest.approx(3e-3, rel=0.1)
     assert len(fit.row_ids) == 18 and fit.row_ids == tuple(sorted(fit.row_ids))

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from validate_fakes import NEURON_RUN, FakeBackend, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_runs, predict_setup, validate_rows
-from infersim.analyze.validate_predict import Buckets, decode_sum_s, extrapolated, queueing_note, static_batch
+from infersim.analyze.validate_predict import (
+    Buckets,
+    decode_sum_s,
+    extrapolated,
+    queueing_note,
+    sim_sizes,
+    static_batch,
+)
 from infersim.analyze.validate_rows import parse_rows
 from infersim.analyze.validate_setup import Setup, Unsupported, configure, load_rules, next_pow2
 from infersim.catalog import Catalog
@@ -136,3 +143,11 @@ def test_extrapolated_makespan_by_hand() -> None:
 def test_queueing_note() -> None:
     assert queueing_note({"ttft_mean": 100.0}, 0.010) == "TTFT is 10x one prefill: queueing-dominated"
     assert queueing_note({"ttft_mean": 30.0}, 0.010) == ""
+
+
+def test_server_runs_simulate_the_queue_to_steady_state() -> None:
+    rules = load_rules()
+    server = _setup(scenario="server", qps=10.0, requests=24576, units=1)
+    offline = _setup(scenario="offline", requests=24576, units=1)
+    assert sim_sizes(server, 64, 1, rules) == (24576, rules.server_sim_requests)
+    assert sim_sizes(offline, 64, 1, rules)[1] <= rules.max_sim_requests

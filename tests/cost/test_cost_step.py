@@ -150,3 +150,22 @@ def test_kv_capacity_never_shrinks_with_more_tp(tp: int, weights: str) -> None:
     two = step_model(CAT, "llama-3.1-8b", "p5.48xlarge", tp=2 * tp, weights=weights, engine="vllm-0.10")
     assert two.kv_capacity_tokens >= one.kv_capacity_tokens
     assert two.memory.weight_bytes <= one.memory.weight_bytes
+
+
+def test_moe_efficiency_slows_expert_gemms_only() -> None:
+    chip = CAT.chip("h100-sxm")
+    prof = load_engine(CAT, "trtllm-0.17")
+    slow = replace(prof, efficiency={k: replace(e, moe=0.5) for k, e in prof.efficiency.items()})
+
+    def step(model: str, profile) -> float:
+        sm = StepCostModel(CAT.model(model), chip, None, Parallel(tp=2), resolve_numerics(chip, "bf16"), profile)
+        return sm.step_time(decode(64, 1024))
+
+    assert step("mixtral-8x7b", slow) > 1.2 * step("mixtral-8x7b", prof)
+    assert step("llama-3.1-8b", slow) == step("llama-3.1-8b", prof)
+
+
+def test_fp4_weights_compute_in_fp4_only_where_the_chip_has_it() -> None:
+    assert resolve_numerics(CAT.chip("b200"), "fp4").activations == "fp4"
+    assert resolve_numerics(CAT.chip("h100-sxm"), "fp4").activations == "bf16"
+    assert resolve_numerics(CAT.chip("h100-sxm"), "int8").activations == "bf16"

@@ -23,7 +23,7 @@ from infersim.cost.step import DEFAULT_ENGINE, StepCostModel, step_model
 from infersim.errors import InputError
 from infersim.graph.batch import decode
 from infersim.serve import metrics
-from infersim.serve.policies import Policy, make_policy
+from infersim.serve.policies import Policy, policy_for
 from infersim.serve.quantize import QuantizedCoster
 from infersim.serve.simulator import SimResult, simulate
 from infersim.serve.trace_io import read_trace
@@ -142,7 +142,7 @@ class LayersBackend:
         return got  # type: ignore[return-value]
 
     def policy(self, inst: Instance, cfg: Config) -> Policy:
-        return policy_for(self.engine(inst), cfg.batching, cfg.max_batch)
+        return policy_for(self.engine(inst), cfg.batching, max_batch=cfg.max_batch)
 
     def run(self, inst: Instance, cfg: Config, coster: ReplicaCoster, rate_rps: float, requests: int,
             energy: bool = False) -> Probe:
@@ -155,15 +155,6 @@ class LayersBackend:
 
     def explain(self, inst: Instance, cfg: Config, coster: ReplicaCoster, bound: Bound, point: Probe) -> Binding:
         return explain(coster.sm, bound, self.mean_lengths(), point, self.slo)
-
-
-def policy_for(prof: EngineProfile, batching: str | None = None, max_batch: int | None = None) -> Policy:
-    """A serving policy from an engine profile's defaults, optionally another policy name or batch cap."""
-    name = batching or prof.batching
-    if name == "static":
-        return make_policy("static", max_batch=max_batch or prof.max_batch, buckets=tuple(prof.buckets) or None)
-    return make_policy(name, max_batch=max_batch or prof.max_batch, max_tokens_per_step=prof.max_tokens_per_step,
-                       kv_block_tokens=prof.kv_block_tokens or None)
 
 
 class ReplicaCoster(QuantizedCoster):

@@ -155,17 +155,17 @@ def provenance_table(c: Comparison) -> str:
 
 
 def engine_table(c: Comparison) -> str:
-    """The efficiencies of each (engine profile, chip generation) used, with where they come from."""
+    """The efficiencies of each (engine profile, chip) used, with where they come from."""
     seen: dict[tuple[str, str], list[str]] = {}
     for r in c.rows:
-        if r.engine is None or (r.engine.name, r.chip.generation) in seen:
+        if r.engine is None or (r.engine.name, r.chip.name) in seen:
             continue
-        eff = r.engine.eff(r.chip.generation)
-        prov = r.engine.provenance.get(r.chip.generation) or r.engine.provenance.get("*", "engine defaults")
-        seen[(r.engine.name, r.chip.generation)] = [
-            _e(r.engine.name), _e(r.chip.generation),
+        eff = r.engine.eff(r.chip.generation, r.chip.name)
+        prov = r.engine.provenance_of(r.chip.generation, r.chip.name)
+        seen[(r.engine.name, r.chip.name)] = [
+            _e(r.engine.name), _e(f"{r.chip.name} ({r.chip.generation})"),
             _e(", ".join(f"{k}={_num(v, '.3g')}" for k, v in sorted(vars(eff).items()))), _e(prov)]
-    return _table(("engine profile", "chip generation", "efficiencies", "provenance"), list(seen.values()))
+    return _table(("engine profile", "chip (generation)", "efficiencies", "provenance"), list(seen.values()))
 
 
 # ----- charts (plain plotly figure dicts) -----

@@ -1,5 +1,5 @@
 """The real backend of validation: catalog engine profiles (calibration merged), the cost layer's step model and
-the serving simulator. `with_efficiency` swaps one (profile, generation) efficiency for calibration; step models
+the serving simulator. `with_efficiency` swaps one (profile, chip or generation) efficiency for calibration; step models
 are cached per configuration and efficiency in a cache object the derived backends share.
 """
 
@@ -11,25 +11,28 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from infersim.analyze.validate_setup import Setup
+from infersim.analyze.validate_tuning import bench_limits
 from infersim.catalog import Catalog
 from infersim.catalog.engines import load_engine
 from infersim.cost.step import StepCostModel, resolve_hw
 from infersim.errors import InputError
 from infersim.graph.numerics import resolve_numerics
 from infersim.graph.shard import Parallel, check_parallel
-from infersim.serve.policies import ContinuousPolicy, Policy, StaticPolicy
+from infersim.serve.policies import Policy, policy_for
+from infersim.serve.quantize import QuantizedCoster
 from infersim.serve.simulator import SimResult, simulate
 from infersim.serve.workload import Poisson, Workload
 from infersim.specs.engine import Efficiency, EngineProfile
 
 SEED = 20240601  # one fixed seed: validation output is byte-identical run to run
-Override = Mapping[tuple[str, str], Efficiency]  # (profile, generation) -> efficiency
+Override = Mapping[tuple[str, str], Efficiency]  # (profile, chip / generation / "*") -> efficiency
 
 
 @dataclass
 class Caches:
     profiles: dict[tuple[str, tuple], EngineProfile] = field(default_factory=dict)
     costers: dict[tuple, StepCostModel] = field(default_factory=dict)
+    quantized: dict[int, tuple[StepCostModel, QuantizedCoster]] = field(default_factory=dict)  # by id(coster)
 
 
 @dataclass
@@ -38,8 +41,9 @@ class CatalogBackend:
     overrides: Override = field(default_factory=dict)
     caches: Caches = field(default_factory=Caches)
 
-    def with_efficiency(self, profile: str, generation: str, eff: Efficiency) -> CatalogBackend:
-        return CatalogBackend(self.catalog, {**self.overrides, (profile, generation): eff}, self.caches)
+    def with_efficiency(self, profile: str, key: str, eff: Efficiency) -> CatalogBackend:
+        """This backend with `eff` for one (profile, chip name / generation / "*")."""
+        return CatalogBackend(self.catalog, {**self.overrides, (profile, key): eff}, self.caches)
 
     def profile(self, name: str) -> EngineProfile:
         mine = tuple(sorted((g, e) for (p, g), e in self.overrides.items() if p == name))
@@ -49,9 +53,10 @@ class CatalogBackend:
             self.caches.profiles[key] = replace(base, efficiency={**base.efficiency, **dict(mine)}) if mine else base
         return self.caches.profiles[key]
 
-    def base_efficiency(self, profile: str, generation: str) -> Efficiency:
-        """The efficiency this backend's catalog gives a generation (overrides not applied)."""
-        return load_engine(self.catalog, profile).eff(generation)
+    def base_efficiency(self, profile: str, key: str) -> Efficiency:
+        """The efficiency this backend's catalog gives a chip, generation or "*" (overrides not applied)."""
+        chip = self.catalog.chips.get(key)
+        return load_engine(self.catalog, profile).eff(chip.generation if chip else key, key)
 
     def allowed_tp(self, setup: Setup) -> tuple[int, ...]:
         return tuple(self.profile(setup.profile).tp_degrees.get(setup.chip, ()))
@@ -60,7 +65,7 @@ class CatalogBackend:
         profile = self.profile(setup.profile)
         chip = self.catalog.chip(setup.chip)
         key = (setup.model, setup.chip, tp, setup.pp, setup.weights, setup.kv, profile.name,
-               profile.eff(chip.generation))
+               profile.eff(chip.generation, chip.name))
         if key not in self.caches.costers:
             self.caches.costers[key] = self._build(setup, tp, profile)
         return self.caches.costers[key]
@@ -83,17 +88,27 @@ class CatalogBackend:
 
     def serve(self, setup: Setup, tp: int, coster: StepCostModel, requests: int) -> Mapping[str, float]:
         profile = self.profile(setup.profile)
-        result = simulate(workload(setup, requests, setup.replicas(tp)), coster, policy(profile, setup.beams))
-        return sim_metrics(result)
+        limits = bench_limits(self.catalog.model(setup.model), self.catalog.chip(setup.chip), setup.weights,
+                              setup.kv, tp, setup.pp, setup.input_len, setup.output_len) if setup.bench_tuned else None
+        result = simulate(workload(setup, requests, setup.replicas(tp)), self._quantized(coster),
+                          policy(profile, setup.beams, limits))
+        return sim_metrics(result, coster.eff.frontend_s)
+
+    def _quantized(self, coster: StepCostModel) -> QuantizedCoster:
+        """The serving simulations run on the shape grid every `infersim simulate` and `compare` run uses."""
+        if id(coster) not in self.caches.quantized:
+            self.caches.quantized[id(coster)] = (coster, QuantizedCoster(coster))
+        return self.caches.quantized[id(coster)][1]
 
 
-def policy(profile: EngineProfile, beams: int = 1) -> Policy:
-    """The profile's batching; beam search (beams > 1) shares each prompt's prefill through prefix caching."""
+def policy(profile: EngineProfile, beams: int = 1, limits: tuple[int, int] | None = None) -> Policy:
+    """The profile's batching, under the (max batch, max tokens per step) the benchmark built the engine with when
+    given; beam search (beams > 1) shares each prompt's prefill through prefix caching."""
     if profile.batching == "static":
-        return StaticPolicy(profile.max_batch, profile.buckets or StaticPolicy().buckets)
-    return ContinuousPolicy(max_batch=profile.max_batch, max_tokens_per_step=profile.max_tokens_per_step,
-                            kv_block_tokens=profile.kv_block_tokens, prefix_caching=beams > 1,
-                            prefix_cache_entries=max(64, profile.max_batch))
+        return policy_for(profile)
+    batch, tokens = limits or (profile.max_batch, profile.max_tokens_per_step)
+    return policy_for(profile, max_batch=batch, max_tokens_per_step=tokens, prefix_caching=beams > 1,
+                      prefix_cache_entries=max(64, batch))
 
 
 def workload(setup: Setup, requests: int, replicas: int) -> Workload:
@@ -115,10 +130,11 @@ def workload(setup: Setup, requests: int, replicas: int) -> Workload:
                     np.full(n, setup.input_len if beams > 1 else 0, np.int64), users=users, name=setup.scenario)
 
 
-def sim_metrics(r: SimResult) -> dict[str, float]:
-    """Schema metrics of one simulated replica (latencies in ms)."""
-    ttft = (r.first_token_s - r.arrival_s) * 1e3
-    e2e = (r.finish_s - r.arrival_s) * 1e3
+def sim_metrics(r: SimResult, frontend_s: float = 0.0) -> dict[str, float]:
+    """Schema metrics of one simulated replica as its clients see them (latencies in ms; the serving frontend's
+    `frontend_s` added to TTFT and E2E)."""
+    ttft = (r.first_token_s - r.arrival_s + frontend_s) * 1e3
+    e2e = (r.finish_s - r.arrival_s + frontend_s) * 1e3
     gaps = np.maximum(r.output_tokens - 1, 0)
     decode_ms = (r.finish_s - r.first_token_s) * 1e3
     multi = gaps > 0

@@ -1,8 +1,10 @@
-"""Calibration over a whole measurements table: targets per (engine profile, chip generation), one fit per
-group, the profile-wide "*" fallback, and leave-one-source-out / leave-one-hardware-out cross-validation.
+"""Calibration over a whole measurements table: targets per (engine profile, chip), one fit per group, the
+per-generation and profile-wide "*" fallbacks, and leave-one-source-out / leave-one-hardware-out
+cross-validation.
 
-Used by `calibration/fit.py`; the backend is any object with `with_efficiency(profile, generation, eff)` (the
-real one is `validate_backend.CatalogBackend` on an uncalibrated catalog).
+Used by `calibration/fit.py`; the backend is any object with `with_efficiency(profile, key, eff)` (the real one is
+`validate_backend.CatalogBackend` on an uncalibrated catalog). A key is a chip name, a chip generation or "*":
+the step model looks a chip's efficiency up in that order.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from infersim.analyze.validate_rows import TruthRow
 from infersim.analyze.validate_setup import Rules, Setup, configure
 from infersim.analyze.validate_stats import RowResult, block
 from infersim.catalog import Catalog
-from infersim.specs.engine import Efficiency
+from infersim.specs.engine import EFFICIENCY_FIELDS, Efficiency
 
 # The fitted parameters per chip family: few, bounded, each with a physical meaning.
 PARAMS: dict[str, tuple[Param, ...]] = {
@@ -34,6 +36,14 @@ PARAMS: dict[str, tuple[Param, ...]] = {
 }
 
 
+# Fitted only on groups that hold MoE models: grouped expert GEMMs against dense ones (Efficiency.moe).
+MOE_PARAM = Param("moe", 0.15, 1.0)
+# Fitted only on groups with client-measured latencies of served runs (offline / server TTFT, ITL, E2E): the
+# serving frontend's share of them (Efficiency.frontend_s).
+FRONTEND_PARAM = Param("frontend_s", 1e-4, 0.05)
+SERVED_LATENCY = ("ttft", "itl", "e2e")
+
+
 class TunableBackend(Backend, Protocol):
     def with_efficiency(self, profile: str, generation: str, eff: Efficiency) -> TunableBackend: ...
 
@@ -42,14 +52,22 @@ class TunableBackend(Backend, Protocol):
 
 @dataclass(frozen=True)
 class Group:
-    key: GroupKey
+    key: GroupKey  # (engine profile, chip name)
     family: str
+    generation: str
     targets: tuple[Target, ...]
     rows: tuple[tuple[str, str], ...]  # (source, hardware) of each target, same order
+    moe: bool = False  # some target runs an MoE model
+    served_latency: bool = False  # some offline / server target measures a client-side latency
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return PARAMS[self.family] + ((MOE_PARAM,) if self.moe else ()) + \
+            ((FRONTEND_PARAM,) if self.served_latency else ())
 
 
 def build_groups(rows: Sequence[TruthRow], catalog: Catalog, rules: Rules) -> dict[GroupKey, Group]:
-    """Targets (one per run, with its measured rows) grouped by (engine profile, chip generation)."""
+    """Targets (one per run, with its measured rows) grouped by (engine profile, chip)."""
     runs: dict[tuple[Any, ...], tuple[Setup, list[tuple[str, float, str]], tuple[str, str]]] = {}
     for r in rows:
         setup = configure(r.config, catalog, rules)
@@ -59,10 +77,16 @@ def build_groups(rows: Sequence[TruthRow], catalog: Catalog, rules: Rules) -> di
         entry[1].append((r.config.metric, r.measured.value, r.measured.id))
     groups: dict[GroupKey, list[tuple[Target, tuple[str, str]]]] = {}
     for setup, measured, origin in runs.values():
-        key = (setup.profile, catalog.chips[setup.chip].generation)
+        key = (setup.profile, setup.chip)
         groups.setdefault(key, []).append((Target(setup, tuple(measured)), origin))
-    return {k: Group(k, catalog.chips[v[0][0].setup.chip].family, tuple(t for t, _ in v), tuple(o for _, o in v))
+    return {k: Group(k, catalog.chips[k[1]].family, catalog.chips[k[1]].generation, tuple(t for t, _ in v),
+                     tuple(o for _, o in v), any(catalog.model(t.setup.model).moe is not None for t, _ in v),
+                     any(_served_latency(t) for t, _ in v))
             for k, v in sorted(groups.items())}
+
+
+def _served_latency(t: Target) -> bool:
+    return t.setup.scenario in ("offline", "server") and any(m.startswith(SERVED_LATENCY) for m, _, _ in t.measured)
 
 
 def without(group: Group, drop: Callable[[tuple[str, str]], bool]) -> Group:
@@ -78,13 +102,12 @@ def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, 
     def backend_for(eff: Efficiency) -> Backend:
         return backend.with_efficiency(profile, gen, eff)
 
-    cheap = ("fixed-batch", "single-stream", "offline") if rules.offline_proxy else ("fixed-batch", "single-stream")
+    cheap = ("fixed-batch", "single-stream")  # closed form: every run; simulated runs are subsampled
     closed = [t for t in group.targets if t.setup.scenario in cheap]
     simulated = [t for t in group.targets if t.setup.scenario not in cheap]
     targets = closed + subsample(simulated, max_runs)  # closed-form runs are cheap: all of them
-    fit = fit_group(group.key, targets, start, PARAMS[group.family], backend_for,
-                    rules, max_evals)
-    log(f"fitted {fit.key}: {len(fit.row_ids)} rows, MSLE {fit.loss_before:.4f} -> {fit.loss_after:.4f}")
+    fit = fit_group(group.key, targets, start, group.params, backend_for, rules, max_evals)
+    log(f"fitted {fit.key}: {len(fit.row_ids)} rows, MALE {fit.loss_before:.4f} -> {fit.loss_after:.4f}")
     return fit
 
 
@@ -104,13 +127,23 @@ def fit_all(groups: Mapping[GroupKey, Group], backend: TunableBackend, rules: Ru
 
 def defaults(fits: Mapping[GroupKey, FitResult], groups: Mapping[GroupKey, Group],
              backend: TunableBackend) -> dict[GroupKey, Efficiency]:
-    """The profile-wide "*" efficiency of each profile: geometric mean of its fitted generations."""
+    """Fallbacks for chips without a fit of their own: per profile, each fitted generation and "*" get, per
+    parameter, the geometric mean over the fitted chips (of that generation; of the profile) that fitted it."""
     out: dict[GroupKey, Efficiency] = {}
     for profile in sorted({p for p, _ in fits}):
-        mine = {g: f.efficiency for (p, g), f in fits.items() if p == profile}
-        family = next(groups[(profile, g)].family for g in mine)
-        out[(profile, "*")] = geometric_default(mine, PARAMS[family], backend.base_efficiency(profile, "*"))
+        mine = {c: f for (p, c), f in fits.items() if p == profile}
+        gens = {c: groups[(profile, c)].generation for c in mine}
+        for key in [*sorted(set(gens.values()) - set(mine)), "*"]:
+            members = {c: f for c, f in mine.items() if key in ("*", gens[c])}
+            out[(profile, key)] = _mean_efficiency(members, backend.base_efficiency(profile, key))
     return out
+
+
+def _mean_efficiency(fits: Mapping[str, FitResult], start: Efficiency) -> Efficiency:
+    for param in dict.fromkeys(q for f in fits.values() for q in f.params):
+        having = {c: f.efficiency for c, f in fits.items() if param in f.params}
+        start = geometric_default(having, (param,), start)
+    return start
 
 
 def apply(backend: TunableBackend, effs: Mapping[GroupKey, Efficiency]) -> TunableBackend:
@@ -163,23 +196,33 @@ def _num(x: float) -> float:
     return float(f"{x:.4g}")
 
 
-def calibration_doc(profile: str, fits: Mapping[GroupKey, FitResult], star: Efficiency, script: str
-                    ) -> dict[str, Any]:
-    """The catalog calibration file of one profile: fitted fields by generation, "*" default, provenance."""
-    eff = {g: {p.field: _num(getattr(f.efficiency, p.field)) for p in f.params} for (_, g), f in fits.items()}
-    params = next(iter(fits.values())).params
-    eff["*"] = {p.field: _num(getattr(star, p.field)) for p in params}
-    prov = {g: f"fitted by {script} on {len(f.row_ids)} rows of data/truth/truth_dev.csv (MSLE "
+def calibration_doc(profile: str, fits: Mapping[GroupKey, FitResult], fallbacks: Mapping[str, Efficiency],
+                    script: str) -> dict[str, Any]:
+    """The catalog calibration file of one profile: fitted fields by chip, the generation and "*" fallbacks
+    (geometric means of the fitted chips), provenance."""
+    params = dict.fromkeys(q for f in fits.values() for q in f.params)
+    star = fallbacks.get("*", Efficiency())
+    eff = {c: _differing(f.efficiency, star, [p.field for p in f.params]) for (_, c), f in fits.items()}
+    prov = {c: f"fitted by {script} on {len(f.row_ids)} rows of data/truth/truth_dev.csv (MALE "
                f"{f.loss_before:.4f} -> {f.loss_after:.4f}); row ids in calibration/records/{profile}.yaml"
-            for (_, g), f in fits.items()}
-    prov["*"] = f"geometric mean of the fitted generations ({', '.join(sorted(g for _, g in fits))}) by {script}"
+            for (_, c), f in fits.items()}
+    for key, e in fallbacks.items():
+        eff[key] = {p.field: _num(getattr(e, p.field)) for p in params}
+        prov[key] = f"geometric mean of the fitted chips{'' if key == '*' else ' of generation ' + key} by {script}"
     return {"efficiency": eff, "provenance": prov}
+
+
+def _differing(eff: Efficiency, star: Efficiency, fitted: list[str]) -> dict[str, float]:
+    """The fitted fields, plus every other field that differs from the profile's "*" (the loader merges a chip
+    entry over "*", not over the chip's generation)."""
+    keep = [f for f in EFFICIENCY_FIELDS if f in fitted or getattr(eff, f) != getattr(star, f)]
+    return {f: _num(getattr(eff, f)) for f in keep}
 
 
 def record_doc(profile: str, fits: Mapping[GroupKey, FitResult], script: str) -> dict[str, Any]:
     """What each fit used: bounds, losses, evaluations and the ids of the rows it was fitted on."""
     return {"profile": profile, "generated_by": script, "data": "data/truth/truth_dev.csv",
-            "generations": {g: {"bounds": {p.field: [p.lo, p.hi] for p in f.params},
-                                "msle_before": round(f.loss_before, 6), "msle_after": round(f.loss_after, 6),
+            "chips": {c: {"bounds": {p.field: [p.lo, p.hi] for p in f.params},
+                                "male_before": round(f.loss_before, 6), "male_after": round(f.loss_after, 6),
                                 "evaluations": f.evaluations, "fitted_on": list(f.row_ids)}
-                            for (_, g), f in fits.items()}}
+                            for (_, c), f in fits.items()}}

@@ -160,6 +160,8 @@ def sim_sizes(setup: Setup, concurrency: int, replicas: int, rules: Rules) -> tu
     full = max(1, setup.requests // replicas) * setup.beams
     if full <= rules.exact_sim_requests:
         return full, full
+    if setup.scenario == "server":  # latencies need the queue's steady state: simulate the run, or a long part
+        return full, min(full, rules.server_sim_requests)
     return full, min(full, rules.max_sim_requests, max(rules.min_sim_requests, rules.sim_generations * concurrency))
 
 
@@ -172,8 +174,8 @@ def queueing_note(sim: Mapping[str, float], prefill_s: float) -> str:
 
 
 def offline_proxy(setup: Setup, coster: StepCoster, tp: int, backend: Backend) -> Prediction:
-    """Calibration's cheap stand-in for an offline simulation: a static batch at the replica's concurrency
-    (throughput metrics only; queueing latencies are left out)."""
+    """A closed-form stand-in for an offline simulation, used to rank TP choices: a static batch at the
+    replica's concurrency (throughput metrics only; queueing latencies are left out)."""
     batch = backend.concurrency(setup, coster)
     pred = static_batch(replace(setup, batch=batch, ttft_includes_first_decode=False), coster, tp, Buckets(None))
     keep = ("output_throughput", "total_throughput", "request_throughput", "samples_per_s")
@@ -182,8 +184,6 @@ def offline_proxy(setup: Setup, coster: StepCoster, tp: int, backend: Backend) -
 
 def served(setup: Setup, coster: StepCoster, tp: int, backend: Backend, rules: Rules) -> Prediction:
     """Offline/server metrics from one simulated replica; throughputs scale with the replica count."""
-    if rules.offline_proxy and setup.scenario == "offline":
-        return offline_proxy(setup, coster, tp, backend)
     replicas = setup.replicas(tp)
     full, n = sim_sizes(setup, backend.concurrency(setup, coster), replicas, rules)
     sim = backend.serve(setup, tp, coster, n)

@@ -35,14 +35,15 @@ class Dataset:
 class Rules:
     profiles: tuple[tuple[str, str, str], ...]  # (framework, source pattern, profile)
     ttft_includes_first_decode: frozenset[str]
+    bench_tuned_profiles: frozenset[str]
     static_compiled_profiles: frozenset[str]
     min_bucket_tokens: int
     min_concurrent_requests: int
     exact_sim_requests: int
-    offline_proxy: bool
     max_sim_requests: int
     min_sim_requests: int
     sim_generations: int
+    server_sim_requests: int
     datasets: tuple[tuple[tuple[str, ...], str, Dataset], ...]  # (sources, model pattern, definition)
 
 
@@ -69,6 +70,7 @@ class Setup:
     compiled_len: int | None  # static-batch compiled sequence length (Neuron), else None
     ttft_includes_first_decode: bool
     assumptions: tuple[str, ...]
+    bench_tuned: bool = False  # batch and token limits set by the benchmark tool from the run's lengths
 
     def replicas(self, tp: int) -> int:
         return max(1, self.units // (tp * self.pp))
@@ -91,11 +93,12 @@ def load_rules(path: Path = RULES_FILE) -> Rules:
     return Rules(
         profiles=tuple((p["framework"], p["source"], p["profile"]) for p in raw["profiles"]),
         ttft_includes_first_decode=frozenset(raw["ttft_includes_first_decode"]),
+        bench_tuned_profiles=frozenset(raw["bench_tuned_profiles"]),
         static_compiled_profiles=frozenset(raw["static_compiled_profiles"]),
         min_bucket_tokens=int(raw["min_bucket_tokens"]), min_concurrent_requests=int(raw["min_concurrent_requests"]),
         max_sim_requests=int(raw["max_sim_requests"]), min_sim_requests=int(raw["min_sim_requests"]),
-        sim_generations=int(raw["sim_generations"]), exact_sim_requests=int(raw["exact_sim_requests"]),
-        offline_proxy=bool(raw["offline_proxy"]),
+        sim_generations=int(raw["sim_generations"]), server_sim_requests=int(raw["server_sim_requests"]),
+        exact_sim_requests=int(raw["exact_sim_requests"]),
         datasets=tuple(_dataset(d) for d in raw["datasets"]),
     )
 
@@ -162,4 +165,5 @@ def configure(cfg: RowConfig, cat: Catalog, rules: Rules | None = None) -> Setup
                  kv=cfg.kv_dtype, tp=cfg.tp, pp=cfg.pp, units=units, scenario=cfg.scenario, batch=cfg.batch,
                  qps=cfg.qps, input_len=inp, output_len=out, requests=ds.requests if ds else 1000,
                  beams=ds.beams if ds else 1, compiled_len=compiled,
-                 ttft_includes_first_decode=profile in rules.ttft_includes_first_decode, assumptions=notes)
+                 ttft_includes_first_decode=profile in rules.ttft_includes_first_decode, assumptions=notes,
+                 bench_tuned=profile in rules.bench_tuned_profiles)

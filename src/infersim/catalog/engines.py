@@ -39,6 +39,7 @@ class EngineFile(_Strict):
     kv_memory_fraction: float = Field(gt=0, le=1)
     kv_memory_basis: str = Field(default="free", pattern="^(free|total)$")
     buckets: list[int] = []
+    kv_admission: str = Field(default="grow", pattern="^(grow|reserve)$")
     tp_degrees: dict[str, list[int]] = {}
     lnc: dict[str, int] = {}
     efficiency: dict[str, EffIn]
@@ -67,6 +68,8 @@ def _calibration_path(engine_file: Path) -> Path:
 
 
 def _merge(path: Path, eff: dict[str, Efficiency], prov: dict[str, str]) -> None:
+    """Calibrated entries over the engine file's: a generation or "*" entry over the same key, a chip entry over
+    "*" (the loader does not know a chip's generation, so a fit lists every field that differs from "*")."""
     cal: CalibrationFile = parse(CalibrationFile, path, read_yaml(path))
     for gen, values in cal.efficiency.items():
         eff[gen] = _efficiency(path, gen, values, eff.get(gen) or eff.get("*") or Efficiency())
@@ -91,7 +94,7 @@ def _engine_cached(path: Path, _mtime: int, _cal_mtime: int) -> EngineProfile:
                          batching=f.batching, max_batch=f.max_batch, max_tokens_per_step=f.max_tokens_per_step,
                          kv_block_tokens=f.kv_block_tokens, kv_memory_fraction=f.kv_memory_fraction,
                          kv_memory_basis=f.kv_memory_basis,
-                         buckets=tuple(f.buckets), efficiency=eff, provenance=prov,
+                         buckets=tuple(f.buckets), kv_admission=f.kv_admission, efficiency=eff, provenance=prov,
                          tp_degrees={k: tuple(v) for k, v in f.tp_degrees.items()}, lnc=dict(f.lnc))
 
 

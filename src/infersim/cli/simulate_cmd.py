@@ -21,7 +21,7 @@ from infersim.cli._common import STATUS_MARK, CatalogOpt, JsonOpt, catalog, cons
 from infersim.errors import InputError
 from infersim.serve.cluster import Cluster, KVTransfer, disaggregated, uniform
 from infersim.serve.metrics import SLO, summarize
-from infersim.serve.policies import POLICIES, Policy, make_policy
+from infersim.serve.policies import POLICIES, Policy, policy_for
 from infersim.serve.quantize import QuantizedCoster
 from infersim.serve.simulator import SimResult, simulate
 from infersim.serve.trace_io import read_trace
@@ -39,15 +39,6 @@ def _step_model(cat: Any, model: str, instance: str, tp: int, engine: str | None
     except ImportError as exc:
         raise InputError(f"the step cost model (infersim.cost.step) is not available in this build: {exc}") from None
     return step_model(cat, model, instance, tp=tp, engine=engine)
-
-
-def policy_from_profile(profile: Any, name: str | None, max_batch: int | None, mixed_steps: bool = True) -> Policy:
-    """The engine profile's batching defaults, optionally under another policy name or batch limit."""
-    name = name or ("static" if profile.batching == "static" else "continuous")
-    if name == "static":
-        return make_policy("static", max_batch=max_batch or profile.max_batch, buckets=tuple(profile.buckets) or None)
-    return make_policy(name, max_batch=max_batch or profile.max_batch, mixed_steps=mixed_steps,
-                       max_tokens_per_step=profile.max_tokens_per_step, kv_block_tokens=profile.kv_block_tokens)
 
 
 def build_workload(workload: str, trace: Path | None, qps: float | None, concurrency: int | None, offline: bool,
@@ -212,7 +203,7 @@ def register(app: typer.Typer) -> None:
         """Simulate a serving system: workload -> batching -> paged KV -> replicas, with TTFT/TPOT/throughput."""
         w = build_workload(workload, trace, qps, concurrency, offline, requests, seed)
         sm = _step_model(catalog(extra), model, instance, tp, engine)
-        pol = policy_from_profile(sm.profile, policy, max_batch, mixed_steps)
+        pol = policy_for(sm.profile, policy, max_batch=max_batch, mixed_steps=mixed_steps)
         coster = sm if exact_steps else QuantizedCoster(sm)
         update, stop = _progress()
         try:

@@ -7,7 +7,8 @@
   tile_m deep, so small-M GEMMs (decode) still spread over the SMs.
 - Memory traffic streams at the profile's hbm fraction of bandwidth (kv_read for decode attention), including
   the attention traffic of the stack's kernels (GQA KV re-reads, materialised scores: `cost/traffic.py`).
-- The op takes max(compute, memory, SIMT elementwise) plus the profile's per-kernel launch overhead.
+- The op takes max(compute, memory, SIMT elementwise) plus the profile's per-kernel launch overhead; routed-expert
+  grouped GEMMs run at the profile's `moe` fraction of the dense rates.
 - Attention kernels run at the profile's attention fraction of matrix peak, every decode term linear in the
   KV tokens read.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
-from infersim.cost.traffic import bandwidth_share, hbm_bytes
+from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
 from infersim.specs.engine import Efficiency
 
@@ -43,7 +44,8 @@ def _engines(op: Op, dev: Device, eff: Efficiency) -> dict[str, float]:
         tensor = op.flops / (dev.peak(op.dtype) * eff.attention) if op.flops else 0.0
     bw = dev.hbm_bytes_per_s * bandwidth_share(op, eff)
     simt = op.elements / (dev.vector_flops_per_s * eff.vector)
-    return {"Tensor": tensor, "SIMT": simt, "HBM": hbm_bytes(op, eff) / bw}
+    slow = expert_slowdown(op, eff)
+    return {"Tensor": tensor * slow, "SIMT": simt, "HBM": hbm_bytes(op, eff) / bw * slow}
 
 
 def gpu_op(op: Op, dev: Device, eff: Efficiency) -> Cost:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
-from infersim.cost.traffic import bandwidth_share, hbm_bytes
+from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
 from infersim.specs.engine import Efficiency
 
@@ -101,10 +101,11 @@ def _engine_seconds(op: Op, dev: Device, eff: Efficiency) -> dict[str, float]:
     sca = dev.engine_rate("scalar") or dev.vector_flops_per_s / 2
     bw = dev.stream_bytes_per_s * bandwidth_share(op, eff)
     on_chip = op.kind in RULES.fusable
-    return {"Tensor": _tensor_seconds(op, dev, eff),
+    slow = expert_slowdown(op, eff)
+    return {"Tensor": _tensor_seconds(op, dev, eff) * slow,
             "Vector": op.elements * v / (vec * eff.vector),
             "Scalar": op.elements * s / (sca * eff.vector),
-            "DMA": 0.0 if on_chip else dma_bytes(op, dev, eff) / bw}
+            "DMA": 0.0 if on_chip else dma_bytes(op, dev, eff) / bw * slow}
 
 
 def neuron_op(op: Op, dev: Device, eff: Efficiency) -> Cost:

@@ -66,7 +66,7 @@ class StepCostModel:
                  numerics: Numerics, profile: EngineProfile, need_tokens: int = 0):
         self.model, self.chip, self.instance, self.profile = model, chip, instance, profile
         self.parallel, self.numerics = check_parallel(model, parallel), numerics
-        self.eff = profile.eff(chip.generation)
+        self.eff = profile.eff(chip.generation, chip.name)
         self.device: Device = make_device(chip, profile.cores_per_rank(chip.generation))
         self.fabric = make_fabric(self.device, instance)
         self.power = power_model(self.device)

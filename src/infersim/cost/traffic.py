@@ -36,3 +36,8 @@ def hbm_bytes(op: Op, eff: Efficiency) -> float:
 def bandwidth_share(op: Op, eff: Efficiency) -> float:
     """Fraction of the device-memory bandwidth `op` streams at: kv_read for decode attention, hbm otherwise."""
     return eff.kv_read if op.kind == "attention_decode" else eff.hbm
+
+
+def expert_slowdown(op: Op, eff: Efficiency) -> float:
+    """Time factor of a routed-expert grouped GEMM against a dense GEMM of the same shape (1 for other ops)."""
+    return 1.0 / eff.moe if op.is_expert_gemm else 1.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from infersim.graph.batch import StepShape
 from infersim.graph.numerics import Numerics
-from infersim.graph.ops import Op
+from infersim.graph.ops import EXPERT_PREFIX, Op
 from infersim.graph.shard import (
     Parallel,
     ceil_div,
@@ -178,7 +178,7 @@ def moe_block(c: _Ctx, n: int) -> list[Op]:
     touched = experts_touched(moe.num_experts, moe.experts_per_token, t) / p.ep
     if touched > 0:  # [t * k / touched, h] per expert on this rank
         m = max(1, round(t * moe.experts_per_token / (touched * p.ep)))
-        ops += _ffn(c, "moe.experts", "moe", m, ceil_div(moe.expert_intermediate_size, p.expert_tp), n, touched)
+        ops += _ffn(c, EXPERT_PREFIX, "moe", m, ceil_div(moe.expert_intermediate_size, p.expert_tp), n, touched)
     if moe.num_shared_experts:
         inter = ceil_div(moe.num_shared_experts * moe.shared_intermediate_size, p.tp)
         ops += _ffn(c, "moe.shared", "moe", t, inter, n)

@@ -49,7 +49,9 @@ def supported_compute(chip: Chip) -> list[str]:
 
 
 def _default_activations(chip: Chip, weights: str) -> str:
-    if weights not in WEIGHT_ONLY:
+    """Compute in the weights' format where the matrix engine has it natively (fp4 on Blackwell: NVFP4 GEMMs);
+    int8 and fp4 storage on other chips is weight-only, dequantised to bf16 (fp16 where bf16 is missing)."""
+    if weights not in WEIGHT_ONLY or (weights == "fp4" and chip.supports("fp4")):
         return weights
     return "bf16" if chip.supports("bf16") else "fp16"
 
@@ -57,7 +59,7 @@ def _default_activations(chip: Chip, weights: str) -> str:
 def resolve_numerics(chip: Chip, weights: str = "bf16", activations: str | None = None,
                      kv: str | None = None) -> Numerics:
     """Check and complete a (weights, activations, kv) choice for `chip`; defaults: activations = weights
-    (bf16 for int8/fp4 weight-only storage), kv = activations."""
+    (bf16 for int8 and for fp4 on chips without native fp4 compute: weight-only storage), kv = activations."""
     w = check_dtype(weights, "weight dtype")
     a = check_dtype(activations, "activation dtype") if activations else _default_activations(chip, w)
     k = check_dtype(kv, "KV-cache dtype") if kv else a

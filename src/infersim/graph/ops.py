@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 OP_CLASSES: tuple[str, ...] = ("embedding", "attention", "mlp", "moe", "norm", "lm_head", "collective", "other")
+EXPERT_PREFIX = "moe.experts"  # name prefix of the routed experts' grouped GEMMs
 COLLECTIVES: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 
 
@@ -40,6 +41,10 @@ class Op:
     @property
     def bytes(self) -> float:
         return self.bytes_read + self.bytes_written
+
+    @property
+    def is_expert_gemm(self) -> bool:
+        return self.kind == "matmul" and self.name.startswith(EXPERT_PREFIX)
 
     @property
     def is_collective(self) -> bool:

@@ -198,7 +198,8 @@ def _hardware(model: CompiledModel, engine: str | None) -> tuple[Device, Instanc
 
 def profile_graph(model: CompiledModel, index: int, engine: str | None = None) -> Profile:
     dev, instance, profile = _hardware(model, engine)
-    eff, graph, numbers, tp = profile.eff(dev.chip.generation), model.graphs[index], numbers_of(model), model.tp
+    eff = profile.eff(dev.chip.generation, dev.chip.name)
+    graph, numbers, tp = model.graphs[index], numbers_of(model), model.tp
     ops = shard(lower_graph(graph, model.reference or model.packed, numbers, model.attn_pairs[index]), tp)
     fabric, power = make_fabric(dev, instance), power_model(dev)
     costs = [costed(op, dev, eff, fabric, power, tp, tp) for op in ops]  # replica energy, as `infersim step`

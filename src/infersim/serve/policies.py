@@ -25,6 +25,7 @@ from typing import Any, Literal
 from infersim.cost.protocol import StepCoster
 from infersim.errors import InputError, unknown_name
 from infersim.graph.batch import StepShape
+from infersim.specs.engine import EngineProfile
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,19 @@ def make_policy(name: str, **overrides: Any) -> Policy:
     pol = replace(cls(), **{k: v for k, v in overrides.items() if v is not None})
     pol.check()
     return pol
+
+
+def policy_for(profile: EngineProfile, name: str | None = None, **overrides: Any) -> Policy:
+    """The engine profile's batching defaults (policy, batch and token limits, KV blocks and admission), under
+    another policy name or with some settings overridden (None keeps the profile's value)."""
+    name = name or profile.batching
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if name == "static":
+        return make_policy("static", max_batch=given.get("max_batch", profile.max_batch),
+                           buckets=tuple(profile.buckets) or None)
+    defaults = {"max_batch": profile.max_batch, "max_tokens_per_step": profile.max_tokens_per_step,
+                "kv_block_tokens": profile.kv_block_tokens, "reserve_full": profile.kv_admission == "reserve"}
+    return make_policy(name, **{**defaults, **given})
 
 
 class SpeculativeCoster:

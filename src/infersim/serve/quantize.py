@@ -13,12 +13,18 @@ them with the decode slope (`decode_affine`): this is checked once per decode ba
 where it does not hold the KV-token count is rounded like the others. The decode batch size of a mixed step
 is interpolated linearly between neighbours on a grid of two points per octave (1, 2, 3, 4, 6, 8, 12, ...):
 exact when step time is affine in it, and a small error where the model bends (a roofline max()).
+
+The simulator asks for a mixed step's time and energy in one call (`step_time_and_energy`, from the five
+StepShape counts without building the shape); the rounding and interpolation of a step less its decodes' KV
+tokens is remembered by the exact counts, so a repeated prompt length at a repeated batch size costs one lookup.
 """
 
 from __future__ import annotations
 
 from infersim.cost.protocol import StepCoster
 from infersim.graph.batch import StepShape
+
+PARTS_LIMIT = 1 << 18  # entries of QuantizedCoster.parts kept before it starts over
 
 
 def round_up(x: int, per_octave: int) -> int:
@@ -46,9 +52,20 @@ class QuantizedCoster:
         self.cache: dict[tuple[int, int, int, int, int], tuple[float, float]] = {}  # rounded shape -> (s, J)
         self.ctx_slopes: dict[int, tuple[float, float] | None] = {}  # decode batch -> (s, J) per KV token
         self.last: tuple[StepShape | None, tuple[float, float]] = (None, (0.0, 0.0))  # time, then energy
+        # exact step (less its decodes' KV tokens) -> _part(): most steps repeat one, so one lookup costs them
+        self.parts: dict[tuple[int, int, int, int], tuple] = {}
 
     def _slopes(self, b: int) -> tuple[float, float] | None:
-        """(s, J) per KV token read if step time is affine in it with the decode slope for batch b, else None."""
+        """(s, J) per KV token read if step time is affine in it with the decode slope at both decode-batch grid
+        points around b (mixed steps are interpolated between them; checking the grid, not every b, keeps the
+        number of cold step costings bounded), else None."""
+        lo, hi = batch_grid(b)
+        at_lo, at_hi = self._grid_slopes(lo), self._grid_slopes(hi)
+        if at_lo is None or at_hi is None or abs(at_lo[0] - at_hi[0]) > 1e-9 * abs(at_lo[0]):
+            return None
+        return at_lo
+
+    def _grid_slopes(self, b: int) -> tuple[float, float] | None:
         if b not in self.ctx_slopes:
             slope = self.coster.decode_affine(b)[1]
             probe, far = StepShape(256, 1, 256 * 257 // 2, b, 0), StepShape(256, 1, 256 * 257 // 2, b, 1 << 16)
@@ -58,14 +75,14 @@ class QuantizedCoster:
             self.ctx_slopes[b] = (slope, (e1 - e0) / (1 << 16)) if exact else None
         return self.ctx_slopes[b]
 
-    def _prefill_key(self, s: StepShape) -> tuple[int, int]:
+    def _prefill_key(self, prefill_tokens: int, prefill_attn_pairs: int) -> tuple[int, int]:
         """Prompt tokens rounded up; prefill pairs scaled with the square of that rounding (so one rounded prompt
         length maps to one pair count), then rounded up on a grid four times coarser."""
         q = self.per_octave
-        tokens = round_up(s.prefill_tokens, q)
-        pairs = s.prefill_attn_pairs
-        if tokens != s.prefill_tokens:
-            pairs = -(-pairs * tokens * tokens // (s.prefill_tokens * s.prefill_tokens))
+        tokens = round_up(prefill_tokens, q)
+        pairs = prefill_attn_pairs
+        if tokens != prefill_tokens:
+            pairs = -(-pairs * tokens * tokens // (prefill_tokens * prefill_tokens))
         return tokens, round_up(pairs, max(q // 4, 2))
 
     def _at(self, key: tuple[int, int, int, int, int]) -> tuple[float, float]:
@@ -75,23 +92,44 @@ class QuantizedCoster:
             got = self.cache[key] = (self.coster.step_time(shape), self.coster.step_energy(shape))
         return got
 
+    def _part(self, prefill_tokens: int, n: int, prefill_attn_pairs: int, b: int) \
+            -> tuple[float, float, tuple[float, float] | None, tuple[int, ...]]:
+        """What a step costs apart from its decodes' KV tokens: (s, J, (s, J) per KV token, ()) where the step is
+        affine in those tokens, else (0, 0, None, rounded key without the KV tokens)."""
+        tokens, pairs = self._prefill_key(prefill_tokens, prefill_attn_pairs)
+        slopes = self._slopes(b) if b else None
+        if slopes is None:
+            return 0.0, 0.0, None, (tokens, n, pairs, b)
+        lo, hi = batch_grid(b)
+        t, e = self._at((tokens, n, pairs, lo, 0))
+        if hi != lo:  # linear in the decode batch between grid points
+            t1, e1 = self._at((tokens, n, pairs, hi, 0))
+            f = (b - lo) / (hi - lo)
+            t, e = t + f * (t1 - t), e + f * (e1 - e)
+        return t, e, slopes, ()
+
+    def step_time_and_energy(self, prefill_tokens: int, prefill_seqs: int, prefill_attn_pairs: int,
+                             decode_seqs: int, decode_ctx_tokens: int) -> tuple[float, float]:
+        """(step_time, step_energy) of the step of this StepShape, in one call and without building the shape:
+        the serving simulator's fast path (it uses it when a coster has it)."""
+        parts = self.parts
+        key = (prefill_tokens, prefill_seqs, prefill_attn_pairs, decode_seqs)
+        part = parts.get(key)
+        if part is None:
+            if len(parts) >= PARTS_LIMIT:  # bounds memory on long runs; entries are recomputed identically
+                parts.clear()
+            part = parts[key] = self._part(*key)
+        t, e, slopes, rounded = part
+        c = decode_ctx_tokens
+        if slopes is None:
+            return self._at((*rounded, round_up(c, self.per_octave)))
+        return t + slopes[0] * c, e + slopes[1] * c
+
     def _lookup(self, shape: StepShape) -> tuple[float, float]:
         if shape is self.last[0]:  # step_time then step_energy of the same step
             return self.last[1]
-        tokens, pairs = self._prefill_key(shape)
-        b, n = shape.decode_seqs, shape.prefill_seqs
-        slopes = self._slopes(b) if b else None
-        if slopes is None:
-            got = self._at((tokens, n, pairs, b, round_up(shape.decode_ctx_tokens, self.per_octave)))
-        else:
-            lo, hi = batch_grid(b)
-            t, e = self._at((tokens, n, pairs, lo, 0))
-            if hi != lo:  # linear in the decode batch between grid points
-                t1, e1 = self._at((tokens, n, pairs, hi, 0))
-                f = (b - lo) / (hi - lo)
-                t, e = t + f * (t1 - t), e + f * (e1 - e)
-            c = shape.decode_ctx_tokens
-            got = (t + slopes[0] * c, e + slopes[1] * c)
+        got = self.step_time_and_energy(shape.prefill_tokens, shape.prefill_seqs, shape.prefill_attn_pairs,
+                                        shape.decode_seqs, shape.decode_ctx_tokens)
         self.last = (shape, got)
         return got
 

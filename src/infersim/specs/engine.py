@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class Efficiency:
     # fp32 score write + read plus a 16-bit probability write + read is 2 x (4 + 4 + 2 + 2) = 24; a fully unfused
     # softmax (mask, max, exp, sum, normalise as separate passes over fp32 scores) moves about 72. Bounds [0, 96].
     score_hbm_bytes: float = 0.0
+    # Grouped expert GEMMs of MoE layers: the fraction of the dense GEMM rates (matrix and weight streaming) they
+    # reach, for token permutation, per-expert tile padding and routing imbalance. Bounds (0, 1]; 1 = as dense.
+    moe: float = 1.0
+    # Latency a request spends outside the engine on its way in and its first token's way out (HTTP/gRPC,
+    # tokenisation, a Triton ensemble's pre- and post-processing models): added to the TTFT and E2E a client
+    # measures, never to step time. 0 for in-process benchmarks (trtllm-bench, MLPerf LoadGen, Neuron tables).
+    frontend_s: float = 0.0
 
     def scaled(self, **changes: float) -> Efficiency:
         return replace(self, **changes)
@@ -60,14 +68,25 @@ class EngineProfile:
     kv_memory_basis: str = "free"  # "free": of memory left after weights and activations (TensorRT-LLM
     # kv_cache_free_gpu_mem_fraction); "total": of all device memory, weights included (vLLM gpu_memory_utilization)
     buckets: tuple[int, ...] = ()  # compiled sequence-length buckets (Neuron); empty = no bucketing
-    efficiency: Mapping[str, Efficiency] = field(default_factory=dict)  # by chip generation; "*" = default
+    # "grow": KV blocks are allocated as tokens are generated (vLLM; preemption when they run out); "reserve": a
+    # request is admitted only when the KV of its whole sequence fits (TensorRT-LLM GUARANTEED_NO_EVICT)
+    kv_admission: str = "grow"
+    efficiency: Mapping[str, Efficiency] = field(default_factory=dict)  # by chip name or generation; "*" = default
     tp_degrees: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # by chip name; empty = any
     lnc: Mapping[str, int] = field(default_factory=dict)  # physical cores per logical core, by chip generation
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def eff(self, generation: str) -> Efficiency:
-        """Efficiencies on a chip generation, falling back to the profile-wide default."""
-        return self.efficiency.get(generation) or self.efficiency.get("*") or Efficiency()
+    def eff(self, generation: str, chip: str = "") -> Efficiency:
+        """Efficiencies on a chip (calibrated per chip), else on its generation, else the profile-wide default."""
+        return self._lookup(self.efficiency, generation, chip) or Efficiency()
+
+    def provenance_of(self, generation: str, chip: str = "") -> str:
+        """Where the efficiencies `eff(generation, chip)` come from."""
+        return self._lookup(self.provenance, generation, chip) or "engine defaults"
+
+    @staticmethod
+    def _lookup(table: Mapping[str, Any], generation: str, chip: str) -> Any:
+        return (table.get(chip) if chip else None) or table.get(generation) or table.get("*")
 
     def cores_per_rank(self, generation: str) -> int:
         """Physical cores one TP rank spans on Neuron (logical NeuronCore size, LNC); 1 when not set."""
