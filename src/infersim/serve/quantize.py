@@ -9,8 +9,9 @@ attention over the prompt is a minor share of a prefill step, so this moves step
 Pure-decode runs are unaffected: they use `decode_affine`, which is exact.
 
 KV tokens read by the decodes of a mixed step are not rounded when the wrapped model's step time is affine in
-them with the decode slope (`decode_affine`): this is checked once per decode batch size on a probe shape, and
-where it does not hold the KV-token count is rounded like the others. The decode batch size of a mixed step
+them with the decode slope (`decode_affine`): this is checked on a probe shape at the two decode-batch grid points
+around the step's batch size (so the number of cold costings stays bounded), and where it does not hold the
+KV-token count is rounded like the others. The decode batch size of a mixed step
 is interpolated linearly between neighbours on a grid of two points per octave (1, 2, 3, 4, 6, 8, 12, ...):
 exact when step time is affine in it, and a small error where the model bends (a roofline max()).
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from infersim.cost.protocol import StepCoster
 from infersim.graph.batch import StepShape
 
-PARTS_LIMIT = 1 << 18  # entries of QuantizedCoster.parts kept before it starts over
+PARTS_LIMIT = 1 << 17  # entries of QuantizedCoster.parts kept before it starts over (tens of MB at most)
 
 
 def round_up(x: int, per_octave: int) -> int:

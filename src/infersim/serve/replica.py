@@ -12,12 +12,14 @@ arrival. Results equal stepping one step at a time (`macro_steps=False`), up to 
 
 from __future__ import annotations
 
-import heapq
 import math
 from array import array
+from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from heapq import heappop, heappush
 
 from infersim.cost.protocol import StepCoster
 from infersim.graph.batch import StepShape, prefill_pairs
@@ -62,6 +64,31 @@ class Seq:
         self.max_gap_s = 0.0
 
 
+class SuffixMax:
+    """Values appended in order, and the largest of those from the j-th on in O(log n): only the values larger
+    than every later one are kept (a decreasing stack), with their positions."""
+
+    __slots__ = ("count", "positions", "values")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.positions: list[int] = []
+        self.values: list[float] = []
+
+    def append(self, value: float) -> None:
+        positions, values = self.positions, self.values
+        while values and values[-1] <= value:
+            values.pop()
+            positions.pop()
+        positions.append(self.count)
+        values.append(value)
+        self.count += 1
+
+    def max_from(self, j: int) -> float:
+        """max(all values[j:]) for 0 <= j < count."""
+        return self.values[bisect_left(self.positions, j)]
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """One segment for the timeline: a step with prefill work, or a run of `steps` decode steps."""
@@ -103,7 +130,11 @@ class Replica:
         self.sum_off = 0.0
         self.run_blocks = 0
         self.orders = 0
-        self.seg_max = array("d")  # longest step of each segment (for per-request max ITL)
+        # The longest step of each segment, for per-request max ITL: every segment's where steps are unmixed
+        # (`seg_max`: pauses rewrite entries), else only what the longest from a segment on needs (`seg_peaks`).
+        self.segments = 0
+        self.seg_max = array("d")
+        self.seg_peaks = SuffixMax()
         self.busy_s = self.energy_j = 0.0
         self.tokens_out = 0.0  # output tokens produced (expected tokens under speculative decoding)
         self.steps = 0
@@ -114,6 +145,10 @@ class Replica:
         self.kv_samples = array("d")  # (time, occupancy) pairs
         self.record_limit, self.records = record_limit, []
         self.affine: dict[int, tuple[float, float, float, float]] = {}
+        self.macro_steps = policy.macro_steps
+        # (seconds, joules) of the step of StepShape(*five counts), in one call where the coster offers one
+        self.time_and_energy: Callable[[int, int, int, int, int], tuple[float, float]] = \
+            getattr(self.coster, "step_time_and_energy", None) or partial(_protocol_time_and_energy, self.coster)
 
     # ------------------------------------------------------------------ queries used by routers
     def free_kv_fraction(self) -> float:
@@ -151,11 +186,16 @@ class Replica:
 
     # ------------------------------------------------------------------ segment end
     def _end_segment(self, t: float) -> tuple[list[Seq], list[Seq]]:
-        k, work = self.seg[2], self.seg[3]
-        self._account(t)
-        self.steps += max(k, 1)
-        self.S += k
-        self._grow_blocks(k)
+        seg = self.seg
+        k, work = seg[2], seg[3]
+        if seg[0] == "prefill":
+            self._account_prefill(t, seg)
+        else:
+            self._account_decode(t, seg)
+        self.steps += k if k > 1 else 1
+        S = self.S = self.S + k
+        if self.grow:
+            self._grow_blocks(k)
         finished: list[Seq] = []
         handed: list[Seq] = []
         for seq, chunk in work:  # empty for decode runs
@@ -165,9 +205,9 @@ class Replica:
                 self.prefilling.remove(seq)
                 self._prefill_done(seq, t, finished, handed)
         self.active = False
-        heap, S = self.fin_heap, self.S
+        heap = self.fin_heap
         while heap and heap[0][0] <= S:
-            end, order, seq = heapq.heappop(heap)
+            end, order, seq = heappop(heap)
             if seq.end_step == end and seq.order == order:
                 self._leave_running(seq)
                 self._finish(seq, t, finished)
@@ -200,53 +240,58 @@ class Replica:
 
     # ------------------------------------------------------------------ running set
     def _join_running(self, seq: Seq, kv_len: int) -> None:
-        seq.off = kv_len - self.tps * self.S
-        seq.end_step = self.S + math.ceil((seq.output - seq.done) / self.tps)
-        self.sum_off += seq.off
-        self._count_residue(seq, 1)
+        tps, S = self.tps, self.S
+        off = seq.off = kv_len - tps * S
+        end = seq.end_step = S + math.ceil((seq.output - seq.done) / tps)
+        self.sum_off += off
+        if self.unit:
+            self._count_residue(off, 1)
         self.running.append(seq)
         self.run_blocks += seq.reserved
-        heapq.heappush(self.fin_heap, (seq.end_step, seq.order, seq))
-        seq.join_seg = len(self.seg_max)
+        heappush(self.fin_heap, (end, seq.order, seq))
+        seq.join_seg = self.segments
 
     def _leave_running(self, seq: Seq) -> None:
         """Take a sequence out of the batch, free its blocks, and fold its segment history into max_gap_s."""
         self.running.remove(seq)
-        self.sum_off -= seq.off
-        self._count_residue(seq, -1)
-        blocks = self._blocks(seq)
-        self.run_blocks -= blocks
-        self.kv.free(blocks)
-        seq.done = seq.output - min(seq.output, math.ceil((seq.end_step - self.S) * self.tps))
-        seq.kv_len = int(seq.off + self.tps * self.S)
-        seq.end_step = -1
-        if seq.join_seg < len(self.seg_max):
-            seq.max_gap_s = max(seq.max_gap_s, max(self.seg_max[seq.join_seg:]))
-
-    def _blocks(self, seq: Seq) -> int:
-        return self.kv.blocks_for(seq.off + self.tps * self.S) if self.grow else seq.reserved
-
-    def _count_residue(self, seq: Seq, delta: int) -> None:
+        off, tps, S, kv = seq.off, self.tps, self.S, self.kv
+        self.sum_off -= off
         if self.unit:
-            q = int(-seq.off) % self.kv.block_tokens
-            self.residues[q] += delta
-            self.residues[q + self.kv.block_tokens] += delta
+            self._count_residue(off, -1)
+        blocks = kv.blocks_for(off + tps * S) if self.grow else seq.reserved
+        self.run_blocks -= blocks
+        kv.free(blocks)
+        output = seq.output
+        seq.done = output - min(output, math.ceil((seq.end_step - S) * tps))
+        seq.kv_len = int(off + tps * S)
+        seq.end_step = -1
+        j = seq.join_seg
+        if j < self.segments:
+            longest = self.seg_peaks.max_from(j) if self.mixed else max(self.seg_max[j:])
+            seq.max_gap_s = max(seq.max_gap_s, longest)
+
+    def _count_residue(self, off: float, delta: int) -> None:
+        """Count a running sequence (KV length off + S) in, or out of, the residue table (see __init__)."""
+        b = self.kv.block_tokens
+        q = int(-off) % b
+        self.residues[q] += delta
+        self.residues[q + b] += delta
 
     def _grow_blocks(self, k: int) -> None:
-        """Allocate the blocks the running sequences started during the k steps that just ended."""
-        if not self.grow:
-            return
+        """Allocate the blocks the running sequences started during the k steps that just ended (grow layout)."""
         b = self.kv.block_tokens
         if self.unit:
-            s0 = (self.S - k) % b
+            r = k % b
             new = self.run_blocks + len(self.running) * (k // b)
-            if k % b:
-                new += sum(self.residues[s0:s0 + k % b])
+            if r:
+                s0 = (self.S - k) % b
+                new += sum(self.residues[s0:s0 + r])
         else:
             tps, S = self.tps, self.S
             new = sum(-int(-(s.off + tps * S) // b) for s in self.running)
-        self.kv.alloc(new - self.run_blocks)
-        self.run_blocks = new
+        if new != self.run_blocks:
+            self.kv.alloc(new - self.run_blocks)
+            self.run_blocks = new
 
     def _next_step_blocks(self) -> int:
         """New blocks the next decode step needs."""
@@ -278,7 +323,8 @@ class Replica:
     def _start(self, t: float) -> tuple | None:
         if t >= self.next_sample_s:
             self._sample_kv(t)
-        extra_s = self._make_room() if self.grow else 0.0
+        # preemption is needed only when fewer blocks are free than sequences run (see _make_room)
+        extra_s = self._make_room() if self.grow and self.kv.free_blocks < len(self.running) else 0.0
         if self.waiting:
             extra_s += self._admit(t)
         work = self._plan_prefill() if self.prefilling else ()
@@ -320,21 +366,21 @@ class Replica:
     def _admit(self, t: float) -> float:
         """Admit queued sequences FCFS while slots and KV blocks allow, keeping one free block per running
         sequence for its next token (a watermark against immediate preemption); returns seconds of KV swap-in."""
-        pol, kv = self.policy, self.kv
+        pol, kv, waiting, running, prefilling = self.policy, self.kv, self.waiting, self.running, self.prefilling
+        chunked, grow = pol.chunked_prefill, self.grow
         extra_s = 0.0
-        left = pol.max_tokens_per_step - len(self.running) - sum(s.pf_left for s in self.prefilling)
-        while self.waiting and len(self.running) + len(self.prefilling) < pol.max_batch:
-            seq = self.waiting[0]
+        left = pol.max_tokens_per_step - len(running) - (sum(s.pf_left for s in prefilling) if prefilling else 0)
+        while waiting and len(running) + len(prefilling) < pol.max_batch:
+            seq = waiting[0]
             resident = seq.kv_len > 0
             plen = 0 if resident else seq.prompt + seq.done
-            if not resident and not pol.chunked_prefill and plen > left and self.prefilling:
+            if not resident and (left <= 0 if chunked else plen > left and prefilling):
                 break
-            if not resident and pol.chunked_prefill and left <= 0:
-                break
-            need = self._reservation(seq, seq.kv_len if resident else plen)
-            if need > kv.free_blocks - ((len(self.running) + resident) if self.grow else 0):
+            need = kv.blocks_for(seq.kv_len if resident else plen) if grow else \
+                kv.blocks_for(seq.prompt + seq.output)  # whole-sequence layout or `reserve_full`: never grows
+            if need > kv.free_blocks - ((len(running) + resident) if grow else 0):
                 break  # a resumed sequence also decodes in this step: keep a block for it too
-            self.waiting.popleft()
+            waiting.popleft()
             kv.alloc(need)
             seq.reserved, seq.order = need, self.orders
             self.orders += 1
@@ -348,11 +394,6 @@ class Replica:
                 self._start_prefill(seq, plen)
                 left -= plen
         return extra_s
-
-    def _reservation(self, seq: Seq, tokens: int) -> int:
-        """Blocks to allocate at admission: the prompt's blocks, or (whole-sequence layout, or `reserve_full`)
-        the blocks of the whole sequence, prompt and output, which never grow."""
-        return self.kv.blocks_for(tokens) if self.grow else self.kv.blocks_for(seq.prompt + seq.output)
 
     def _start_prefill(self, seq: Seq, plen: int) -> None:
         hit = 0
@@ -385,14 +426,19 @@ class Replica:
     def _begin_prefill_step(self, t: float, work: list[tuple[Seq, int]], extra_s: float) -> tuple:
         """A step with prefill work (or a KV swap-in); the running decodes join it unless steps are unmixed."""
         b = len(self.running) if self.mixed or not work else 0
-        shape = StepShape(prefill_tokens=sum(c for _, c in work), prefill_seqs=len(work),
-                          prefill_attn_pairs=sum(prefill_pairs(c, s.pf_past) for s, c in work),
-                          decode_seqs=b, decode_ctx_tokens=int(self.sum_off + self.tps * b * self.S) if b else 0)
-        dur = self.coster.step_time(shape) + extra_s
-        self.energy_j += self.coster.step_energy(shape) + extra_s * self.idle_power_w
+        tokens = pairs = 0
+        for s, c in work:
+            tokens += c
+            pairs += prefill_pairs(c, s.pf_past)
+        ctx = int(self.sum_off + self.tps * b * self.S) if b else 0
+        step_s, step_j = self.time_and_energy(tokens, len(work), pairs, b, ctx)
+        dur = step_s + extra_s
+        self.energy_j += step_j + extra_s * self.idle_power_w
         if b and self.pauses:
             self._close_pauses(dur)
-        return self._activate(("prefill", t, 1 if b else 0, work, b, shape.prefill_tokens), t + dur)
+        self.seg, self.active = ("prefill", t, 1 if b else 0, work, b, tokens), True
+        self.version += 1
+        return (t + dur, PRI_STEP, self.index, self.version)
 
     def _close_pauses(self, next_step_s: float) -> None:
         """Decodes resume: the gap seen by a sequence whose last token came before pause p spans the pauses from
@@ -404,37 +450,37 @@ class Replica:
         self.pauses.clear()
 
     def _begin_decode_run(self, t: float) -> tuple:
-        b = len(self.running)
+        b, tps = len(self.running), self.tps
         base, slope, e_base, e_slope = self.affine.get(b) or self._decode_coefficients(b)
-        c0 = self.sum_off + self.tps * b * self.S
+        c0 = self.sum_off + tps * b * self.S
         if self.pauses:
             self._close_pauses(base + slope * c0)
-        g = self.tps * b
-        k = self._run_length()
-        return self._activate(("decode", t, k, (), b, base, slope, c0, g, e_base, e_slope),
-                              t + _run_seconds(k, base, slope, c0, g))
+        g = tps * b
+        k = self._run_length(b)
+        self.seg, self.active = ("decode", t, k, (), b, base, slope, c0, g, e_base, e_slope), True
+        self.version += 1
+        return (t + _run_seconds(k, base, slope, c0, g), PRI_STEP, self.index, self.version)
 
-    def _run_length(self) -> int:
+    def _run_length(self, b: int) -> int:
+        """Decode steps of the run of b sequences that starts now (see the module docstring)."""
         heap = self.fin_heap
         top = heap[0]
         while top[2].end_step != top[0] or top[2].order != top[1]:
-            heapq.heappop(heap)
+            heappop(heap)
             top = heap[0]
         k = top[0] - self.S
-        if not self.policy.macro_steps:
+        if not self.macro_steps:
             return 1
         if not self.grow:
             return k
-        free, b = self.kv.free_blocks, len(self.running)
-        if free < b:  # only `free` sequences may start a new block within the run
-            return max(min(k, self._steps_that_fit(free)), 1)
-        # every sequence starts at most one new block every block_tokens / tps steps
-        return max(min(k, math.floor(self.kv.block_tokens * (free // b) / self.tps)), 1)
-
-    def _activate(self, seg: tuple, t_end: float) -> tuple:
-        self.seg, self.active = seg, True
-        self.version += 1
-        return (t_end, PRI_STEP, self.index, self.version)
+        kv = self.kv
+        free = kv.free_blocks
+        # every sequence starts at most one new block every block_tokens / tps steps; with fewer free blocks than
+        # sequences, only `free` sequences may start a new block within the run
+        fit = math.floor(kv.block_tokens * (free // b) / self.tps) if free >= b else self._steps_that_fit(free)
+        if fit < k:
+            k = fit
+        return k if k > 1 else 1
 
     def _cut_run(self, t: float) -> tuple | None:
         """An arrival during a decode run: end the run at the first step boundary at or after t, if it can join."""
@@ -449,26 +495,37 @@ class Replica:
         self.version += 1
         return (t0 + _run_seconds(j, base, slope, c0, g), PRI_STEP, self.index, self.version)
 
-    def _account(self, t: float) -> None:
-        """Busy time, energy, longest step and timeline entry of the segment that ends at t."""
-        seg = self.seg
-        t0 = seg[1]
+    def _account_prefill(self, t: float, seg: tuple) -> None:
+        """Busy time, tokens, longest step and timeline entry of the step with prefill work that ends at t (its
+        energy was added when it began)."""
+        t0, b = seg[1], seg[4]
+        dur = t - t0
+        self.busy_s += dur
+        self.tokens_out += b * self.tps
+        if b == 0 and self.running:  # the running decodes waited through this step
+            self.pauses.append(self.segments)
+        self._add_segment(dur)
+        if self.record_limit:
+            self._record(t0, dur, "prefill", 1, b, seg[5])
+
+    def _account_decode(self, t: float, seg: tuple) -> None:
+        """Busy time, tokens, energy, longest step and timeline entry of the decode run that ends at t."""
+        _, t0, k, _, b, base, slope, c0, g, e_base, e_slope = seg
         self.busy_s += t - t0
-        if seg[0] == "prefill":
-            self.tokens_out += seg[4] * self.tps
-            if seg[4] == 0 and self.running:  # the running decodes waited through this step
-                self.pauses.append(len(self.seg_max))
-            self.seg_max.append(t - t0)
-            if len(self.records) < self.record_limit:
-                self._record(t0, t - t0, "prefill", 1, seg[4], seg[5])
-            return
-        _, _, k, _, b, base, slope, c0, g, e_base, e_slope = seg
         self.tokens_out += b * k * self.tps
         self.energy_j += k * e_base + e_slope * (k * c0 + g * k * (k - 1) / 2)  # same sum as time: affine
         first, last = base + slope * c0, base + slope * (c0 + g * (k - 1))
-        self.seg_max.append(last if last >= first else first)
-        if len(self.records) < self.record_limit:
+        self._add_segment(last if last >= first else first)
+        if self.record_limit:
             self._record(t0, t - t0, "decode", k, b, 0)
+
+    def _add_segment(self, longest_s: float) -> None:
+        """A segment ended whose longest step took longest_s (see `segments` in __init__)."""
+        if self.mixed:
+            self.seg_peaks.append(longest_s)
+        else:
+            self.seg_max.append(longest_s)
+        self.segments += 1
 
     def _decode_coefficients(self, b: int) -> tuple[float, float, float, float]:
         """(base_s, s_per_ctx_token, base_j, j_per_ctx_token) of a pure-decode step of b sequences, cached.
@@ -492,6 +549,12 @@ class Replica:
     def _record(self, t: float, dur: float, kind: str, k: int, b: int, prefill_tokens: int) -> None:
         if len(self.records) < self.record_limit:
             self.records.append(StepRecord(self.index, t, dur, kind, k, b, prefill_tokens))
+
+
+def _protocol_time_and_energy(coster: StepCoster, *counts: int) -> tuple[float, float]:
+    """(step_time, step_energy) of the step of StepShape(*counts), for costers without a `step_time_and_energy`."""
+    shape = StepShape(*counts)
+    return coster.step_time(shape), coster.step_energy(shape)
 
 
 def _run_seconds(k: int, base: float, slope: float, c0: float, g: float) -> float:

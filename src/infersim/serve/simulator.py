@@ -106,6 +106,7 @@ class _Run:
                                (self.back if e.role == "decode" else self.front).index(e)) for e in self.engines}
         self.heap: list[tuple] = []
         self.seq = 0
+        self.n, self.closed = w.n, w.users > 0
         self.next_rid = 0
         self.done = 0
 
@@ -120,9 +121,9 @@ class _Run:
     def release(self, t: float) -> None:
         """Schedule the next arrival: open loop from the trace times, closed loop when a user is free."""
         rid = self.next_rid
-        if rid < self.w.n:
-            self.next_rid += 1
-            if self.w.users > 0:
+        if rid < self.n:
+            self.next_rid = rid + 1
+            if self.closed:
                 self.arrival[rid] = t
             self.push(self.arrival[rid], PRI_ARRIVAL, ARRIVAL, rid)
 
@@ -132,22 +133,22 @@ class _Run:
         i = self.router.pick(self.front_load, self.front, seq.prefix_id)
         self.front_load[i] += 1
         self.push_step(self.front[i].enqueue(seq, t))
-        if self.w.users == 0:
+        if not self.closed:
             self.release(t)
 
-    def on_step(self, t: float, index: int, version: int) -> None:
-        ev, finished, handed = self.engines[index].on_step_end(t, version)
+    def on_step(self, t: float, engine: Engine, version: int) -> None:
+        ev, finished, handed = engine.on_step_end(t, version)
         if ev is not None:
             heapq.heappush(self.heap, (ev[0], ev[1], self.seq, STEP, ev[2], ev[3]))
             self.seq += 1
         if not finished and not handed:
             return
-        loads, pos = self.pool[index]
+        loads, pos = self.pool[engine.index]
         loads[pos] -= len(finished) + len(handed)
         for seq in handed:
             self.push(t + self.cluster.transfer.seconds(seq.kv_len), PRI_HANDOFF, HANDOFF, seq)
         self.done += len(finished)
-        if self.w.users > 0:
+        if self.closed:
             for _ in finished:
                 self.release(t)
 
@@ -159,11 +160,13 @@ class _Run:
     def loop(self, progress: Callable[[int, int], None] | None) -> None:
         for _ in range(self.w.users or 1):
             self.release(0.0)
-        heap, pop, events = self.heap, heapq.heappop, 0
+        heap, pop, engines, events = self.heap, heapq.heappop, self.engines, 0
         while heap:
             t, _, _, kind, a, b = pop(heap)
             if kind == STEP:
-                self.on_step(t, a, b)
+                engine = engines[a]
+                if b == engine.version:  # else a step end that a cut or a wake-up replaced
+                    self.on_step(t, engine, b)
             elif kind == ARRIVAL:
                 self.on_arrival(t, a)
             else:
