@@ -9,6 +9,7 @@ the step model looks a chip's efficiency up in that order.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -106,7 +107,10 @@ def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, 
     closed = [t for t in group.targets if t.setup.scenario in cheap]
     simulated = [t for t in group.targets if t.setup.scenario not in cheap]
     targets = closed + subsample(simulated, max_runs)  # closed-form runs are cheap: all of them
-    fit = fit_group(group.key, targets, start, group.params, backend_for, rules, max_evals)
+    # a closed-form group affords a wide first step and five times the evaluations (a wider, finer search)
+    wide = not simulated
+    fit = fit_group(group.key, targets, start, group.params, backend_for, rules, max_evals * (5 if wide else 1),
+                    math.log(4.0) if wide else math.log(1.6))
     log(f"fitted {fit.key}: {len(fit.row_ids)} rows, MALE {fit.loss_before:.4f} -> {fit.loss_after:.4f}")
     return fit
 

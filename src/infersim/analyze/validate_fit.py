@@ -99,7 +99,8 @@ def pattern_search(loss: Callable[[np.ndarray], float], x0: np.ndarray, lo: np.n
 
 
 def fit_group(key: GroupKey, targets: Sequence[Target], start: Efficiency, params: Sequence[Param],
-              backend_for: Callable[[Efficiency], Backend], rules: Rules, max_evals: int = 200) -> FitResult:
+              backend_for: Callable[[Efficiency], Backend], rules: Rules, max_evals: int = 200,
+              step: float = math.log(1.6)) -> FitResult:
     """The efficiency of one (profile, generation) that best predicts `targets` within the parameter bounds."""
     lo = np.log([p.lo for p in params])
     hi = np.log([p.hi for p in params])
@@ -112,7 +113,7 @@ def fit_group(key: GroupKey, targets: Sequence[Target], start: Efficiency, param
         return group_loss(targets, backend_for(eff_at(x)), rules)
 
     before = group_loss(targets, backend_for(start), rules)
-    x, after, evals = pattern_search(loss, x0, lo, hi, max_evals=max_evals)
+    x, after, evals = pattern_search(loss, x0, lo, hi, step=step, max_evals=max_evals)
     eff = eff_at(x) if after < before else start
     ids = tuple(sorted(i for t in targets for _, _, i in t.measured))
     return FitResult(key, _rounded(eff, params), tuple(params), ids, before, min(after, before), evals + 1)
