@@ -169,3 +169,15 @@ def test_fp4_weights_compute_in_fp4_only_where_the_chip_has_it() -> None:
     assert resolve_numerics(CAT.chip("b200"), "fp4").activations == "fp4"
     assert resolve_numerics(CAT.chip("h100-sxm"), "fp4").activations == "bf16"
     assert resolve_numerics(CAT.chip("h100-sxm"), "int8").activations == "bf16"
+
+
+@pytest.mark.parametrize(("model", "hw", "tp", "engine"), [("mixtral-8x7b", "h100-sxm", 2, "trtllm-0.17"),
+                                                          ("llama-3.1-8b", "inf2.xlarge", 2, "nxdi-2.2x")])
+@given(a=SHAPES, b=SHAPES)
+@settings(max_examples=20, deadline=None)
+def test_cold_totals_equal_the_breakdown_exactly(model: str, hw: str, tp: int, engine: str, a, b) -> None:
+    """The totals-only path (segment-memoised, no Cost objects) sums the very same floats as `cost()`."""
+    sm = step_model(CAT, model, hw, tp=tp, engine=engine)
+    for shape in (replace(s, decode_ctx_tokens=0) for s in (a, b, a + b)):  # later shapes reuse cached segments
+        fresh = step_model(CAT, model, hw, tp=tp, engine=engine).cost(shape).total
+        assert sm._totals(shape) == (fresh.seconds, fresh.joules)

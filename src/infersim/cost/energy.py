@@ -15,11 +15,13 @@ capped at TDP. A rank (NeuronCore) gets its chip's powers divided by the ranks p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
 from infersim.graph.ops import Op
+from infersim.specs.dtypes import DTYPES
 
 FP32_BYTES = 4.0  # on-chip intermediates (scores, partial sums) are held in fp32
 
@@ -44,10 +46,15 @@ class PowerModel:
     j_per_element: float
     compute_share: float
     dev: Device
+    flop_j: Mapping[str, float]  # `j_per_flop` of every known format, resolved once
 
     def j_per_flop(self, dtype: str) -> float:
-        peak = self.dev.peak(dtype)
-        return self.compute_share * self.dyn_w / peak if peak else 0.0
+        got = self.flop_j.get(dtype)
+        return _j_per_flop(self.compute_share, self.dyn_w, self.dev.peak(dtype)) if got is None else got
+
+
+def _j_per_flop(compute_share: float, dyn_w: float, peak: float) -> float:
+    return compute_share * dyn_w / peak if peak else 0.0
 
 
 def power_model(dev: Device, shares: PowerShares = PowerShares()) -> PowerModel:
@@ -58,13 +65,20 @@ def power_model(dev: Device, shares: PowerShares = PowerShares()) -> PowerModel:
     j_hbm = shares.hbm * dyn / dev.hbm_bytes_per_s
     j_link = shares.link * dyn / (link.bytes_per_s / n) if link and link.bytes_per_s else j_hbm
     j_elem = shares.vector * dyn / dev.vector_flops_per_s if dev.vector_flops_per_s else 0.0
-    return PowerModel(idle, tdp, dyn, j_hbm, j_hbm * shares.sram_ratio, j_link, j_elem, shares.compute, dev)
+    flop_j = {d: _j_per_flop(shares.compute, dyn, dev.peak(d)) for d in DTYPES}
+    return PowerModel(idle, tdp, dyn, j_hbm, j_hbm * shares.sram_ratio, j_link, j_elem, shares.compute, dev, flop_j)
 
 
 def op_joules(op: Op, cost: Cost, pm: PowerModel, active: int = 1, ranks: int = 1) -> float:
     """Energy of one run of `op` on `active` ranks while all `ranks` of the replica draw idle power
     (pipeline stages not running this op idle)."""
-    dynamic = (op.flops * pm.j_per_flop(op.dtype) + op.elements * pm.j_per_element + op.bytes * pm.j_per_hbm_byte
-               + (op.bytes + op.elements * FP32_BYTES) * pm.j_per_sram_byte + cost.link_bytes * pm.j_per_link_byte)
-    dynamic = min(dynamic, pm.dyn_w * cost.seconds)
-    return ranks * pm.idle_w * cost.seconds + active * dynamic
+    return run_joules(op, cost.seconds, cost.link_bytes, pm, active, ranks)
+
+
+def run_joules(op: Op, seconds: float, link_bytes: float, pm: PowerModel, active: int = 1, ranks: int = 1) -> float:
+    """`op_joules` of one run taking `seconds` and sending `link_bytes` over links."""
+    moved = op.bytes
+    dynamic = (op.flops * pm.j_per_flop(op.dtype) + op.elements * pm.j_per_element + moved * pm.j_per_hbm_byte
+               + (moved + op.elements * FP32_BYTES) * pm.j_per_sram_byte + link_bytes * pm.j_per_link_byte)
+    dynamic = min(dynamic, pm.dyn_w * seconds)
+    return ranks * pm.idle_w * seconds + active * dynamic

@@ -15,10 +15,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
 from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
+from infersim.specs.dtypes import DTYPES
 from infersim.specs.engine import Efficiency
 
 
@@ -26,33 +30,66 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def gemm_seconds(m: int, n: int, k: int, groups: int, dtype: str, dev: Device, eff: Efficiency) -> float:
-    """Wave-quantised tensor-core time of a (grouped) GEMM."""
+@dataclass(frozen=True)
+class GpuRates:
+    """What every op's costing reads off one GPU (or TPU) rank, looked up once per device."""
+
+    dev: Device
+    tile_rows: int
+    tile_cols: int
+    units: int  # parallel tile units (`Device.tile_units`)
+    peaks: Mapping[str, float]  # `Device.peak` of every known format
+    hbm_bytes_per_s: float
+    vector_flops_per_s: float
+
+    def peak(self, dtype: str) -> float:
+        got = self.peaks.get(dtype)
+        return self.dev.peak(dtype) if got is None else got
+
+
+def gpu_rates(dev: Device) -> GpuRates:
     t = dev.chip.tile
-    tiles = _ceil(m, t.rows) * _ceil(n, t.cols) * groups
-    split = max(1, min(dev.tile_units // tiles, k // t.rows))
-    waves = _ceil(tiles * split, dev.tile_units)
-    per_tile = 2.0 * min(m, t.rows) * min(n, t.cols) * k / split  # a tile larger than the problem does no extra work
-    return waves * per_tile / (dev.peak(dtype) / dev.tile_units) / eff.matmul
+    return GpuRates(dev, t.rows, t.cols, dev.tile_units, {d: dev.peak(d) for d in DTYPES}, dev.hbm_bytes_per_s,
+                    dev.vector_flops_per_s)
 
 
-def _engines(op: Op, dev: Device, eff: Efficiency) -> dict[str, float]:
+def gemm_seconds(m: int, n: int, k: int, groups: int, dtype: str, r: GpuRates, eff: Efficiency) -> float:
+    """Wave-quantised tensor-core time of a (grouped) GEMM."""
+    rows, cols, units = r.tile_rows, r.tile_cols, r.units
+    tiles = _ceil(m, rows) * _ceil(n, cols) * groups
+    split = max(1, min(units // tiles, k // rows))
+    waves = _ceil(tiles * split, units)
+    per_tile = 2.0 * min(m, rows) * min(n, cols) * k / split  # a tile larger than the problem does no extra work
+    return waves * per_tile / (r.peak(dtype) / units) / eff.matmul
+
+
+ENGINES: tuple[str, ...] = ("Tensor", "SIMT", "HBM")  # the order of `_engine_seconds`
+
+
+def _engine_seconds(op: Op, r: GpuRates, eff: Efficiency, moved: float) -> tuple[float, float, float]:
+    """Busy seconds of each of ENGINES for one run of `op` moving `moved` HBM bytes."""
     if op.kind == "matmul":
         m, n, k, g = op.shape
-        tensor = gemm_seconds(m, n, k, g, op.dtype, dev, eff)
+        tensor = gemm_seconds(m, n, k, g, op.dtype, r, eff)
     else:
-        tensor = op.flops / (dev.peak(op.dtype) * eff.attention) if op.flops else 0.0
-    bw = dev.hbm_bytes_per_s * bandwidth_share(op, eff)
-    simt = op.elements / (dev.vector_flops_per_s * eff.vector)
+        tensor = op.flops / (r.peak(op.dtype) * eff.attention) if op.flops else 0.0
+    bw = r.hbm_bytes_per_s * bandwidth_share(op, eff)
+    simt = op.elements / (r.vector_flops_per_s * eff.vector)
     slow = expert_slowdown(op, eff)
-    return {"Tensor": tensor * slow, "SIMT": simt, "HBM": hbm_bytes(op, eff) / bw * slow}
+    return tensor * slow, simt, moved / bw * slow
+
+
+def gpu_seconds(op: Op, rates: GpuRates, eff: Efficiency) -> float:
+    """Time of one run of a compute op on one GPU (or TPU) chip: `gpu_op(...).seconds` without the breakdown."""
+    return max(_engine_seconds(op, rates, eff, hbm_bytes(op, eff))) + eff.op_overhead_s
 
 
 def gpu_op(op: Op, dev: Device, eff: Efficiency) -> Cost:
     """Time of one run of a compute op on one GPU (or TPU) chip."""
-    engines = _engines(op, dev, eff)
+    moved = hbm_bytes(op, eff)
+    engines = dict(zip(ENGINES, _engine_seconds(op, gpu_rates(dev), eff, moved), strict=True))
     busiest = max(engines, key=engines.__getitem__)
     bound = {"Tensor": "compute", "HBM": "memory"}.get(busiest, "vector")
     if engines[busiest] < eff.op_overhead_s:
         bound = "overhead"
-    return Cost(engines[busiest] + eff.op_overhead_s, op.flops, hbm_bytes(op, eff), 0.0, bound, 0.0, engines)
+    return Cost(engines[busiest] + eff.op_overhead_s, op.flops, moved, 0.0, bound, 0.0, engines)

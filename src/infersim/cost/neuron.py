@@ -23,12 +23,14 @@ Rules (hardware_facts.md §1.2-1.3, neuron_software.md §3-4, from the NKI guide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
 from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
+from infersim.specs.chip import ComputeEngine
 from infersim.specs.engine import Efficiency
 
 
@@ -40,14 +42,14 @@ class NeuronRules:
     # (VectorE passes, ScalarE passes) per element, by op kind: RMSNorm = square-sum + reduce on VectorE and a
     # fused scale on ScalarE; SwiGLU = silu on ScalarE and a multiply on VectorE; softmax = exp on ScalarE,
     # max and sum on VectorE.
-    passes: tuple[tuple[str, int, int], ...] = (
-        ("norm", 2, 1), ("activation", 1, 1), ("residual", 1, 0), ("rope", 2, 0), ("sampling", 2, 0),
-        ("embedding", 0, 0), ("attention_prefill", 2, 1), ("attention_decode", 2, 1),
-        ("matmul", 0, 1))  # weight-only dequantisation: one ScalarE pass (cast with a fused scale)
+    passes: Mapping[str, tuple[int, int]] = field(default_factory=lambda: {
+        "norm": (2, 1), "activation": (1, 1), "residual": (1, 0), "rope": (2, 0), "sampling": (2, 0),
+        "embedding": (0, 0), "attention_prefill": (2, 1), "attention_decode": (2, 1),
+        "matmul": (0, 1)})  # weight-only dequantisation: one ScalarE pass (cast with a fused scale)
     fusable: tuple[str, ...] = ("norm", "activation", "residual", "rope")  # kept in SBUF between matmuls
 
     def of(self, kind: str) -> tuple[int, int]:
-        return next(((v, s) for k, v, s in self.passes if k == kind), (1, 0))
+        return self.passes.get(kind, (1, 0))
 
 
 RULES = NeuronRules()
@@ -72,12 +74,28 @@ def matmul_cycles(m: int, n: int, k: int, groups: int, dev: Device) -> float:
     return groups * min(weights_stationary, acts_stationary)
 
 
-def _tensor_seconds(op: Op, dev: Device, eff: Efficiency) -> float:
+@dataclass(frozen=True)
+class NeuronRates:
+    """What every op's costing reads off one NeuronCore rank, looked up once per device."""
+
+    vector_per_s: float  # VectorE elements per second (half the vector peak when the chip lists no engine)
+    scalar_per_s: float  # ScalarE elements per second (likewise)
+    stream_bytes_per_s: float
+    sbuf_bytes: float
+    tensor: ComputeEngine | None
+
+
+def neuron_rates(dev: Device) -> NeuronRates:
+    vec = dev.engine_rate("vector") or dev.vector_flops_per_s / 2
+    sca = dev.engine_rate("scalar") or dev.vector_flops_per_s / 2
+    return NeuronRates(vec, sca, dev.stream_bytes_per_s, dev.sram_bytes("sbuf"), dev.chip.engine("tensor"))
+
+
+def _tensor_seconds(op: Op, dev: Device, eff: Efficiency, eng: ComputeEngine | None) -> float:
     if not op.flops:
         return 0.0
     if op.kind != "matmul":
         return op.flops / (dev.peak(op.dtype) * eff.attention)
-    eng = dev.chip.engine("tensor")
     rate = dev.chip.peak("bf16") / dev.chip.peak(op.dtype)  # cycles per moving column relative to bf16
     if eng is None:
         return op.flops / (dev.peak(op.dtype) * eff.matmul)
@@ -85,36 +103,43 @@ def _tensor_seconds(op: Op, dev: Device, eff: Efficiency) -> float:
     return matmul_cycles(m, n, k, g, dev) * rate / (eng.clock_hz * dev.cores_per_rank) / eff.matmul
 
 
-def dma_bytes(op: Op, dev: Device, eff: Efficiency) -> float:
-    """HBM bytes an op moves after SBUF tiling (weights re-streamed once per resident activation block), plus
-    the attention traffic of the stack's kernels (`cost/traffic.py`)."""
-    sbuf = dev.sram_bytes("sbuf")
+def dma_bytes(op: Op, eff: Efficiency, sbuf: float) -> float:
+    """HBM bytes an op moves after tiling into `sbuf` bytes of SBUF (weights re-streamed once per resident
+    activation block), plus the attention traffic of the stack's kernels (`cost/traffic.py`)."""
     if op.kind != "matmul" or not sbuf or not op.weight_bytes:
         return hbm_bytes(op, eff)
     blocks = -(-(op.bytes_read - op.weight_bytes) // (sbuf / 2))
     return op.bytes + op.weight_bytes * max(blocks - 1, 0)
 
 
-def _engine_seconds(op: Op, dev: Device, eff: Efficiency) -> dict[str, float]:
+ENGINES: tuple[str, ...] = ("Tensor", "Vector", "Scalar", "DMA")  # the order of `_engine_seconds`
+
+
+def _engine_seconds(op: Op, dev: Device, eff: Efficiency, r: NeuronRates) -> tuple[float, float, float, float]:
+    """Busy seconds of each of ENGINES for one run of `op`."""
     v, s = RULES.of(op.kind)
-    vec = dev.engine_rate("vector") or dev.vector_flops_per_s / 2
-    sca = dev.engine_rate("scalar") or dev.vector_flops_per_s / 2
-    bw = dev.stream_bytes_per_s * bandwidth_share(op, eff)
+    bw = r.stream_bytes_per_s * bandwidth_share(op, eff)
     on_chip = op.kind in RULES.fusable
     slow = expert_slowdown(op, eff)
-    return {"Tensor": _tensor_seconds(op, dev, eff) * slow,
-            "Vector": op.elements * v / (vec * eff.vector),
-            "Scalar": op.elements * s / (sca * eff.vector),
-            "DMA": 0.0 if on_chip else dma_bytes(op, dev, eff) / bw * slow}
+    return (_tensor_seconds(op, dev, eff, r.tensor) * slow,
+            op.elements * v / (r.vector_per_s * eff.vector),
+            op.elements * s / (r.scalar_per_s * eff.vector),
+            0.0 if on_chip else dma_bytes(op, eff, r.sbuf_bytes) / bw * slow)
+
+
+def neuron_seconds(op: Op, dev: Device, eff: Efficiency, rates: NeuronRates) -> float:
+    """Time of one run of a compute op on one NeuronCore rank: `neuron_op(...).seconds` without the breakdown."""
+    return max(_engine_seconds(op, dev, eff, rates)) + (dev.chip.dma.fixed_latency_s + eff.op_overhead_s)
 
 
 def neuron_op(op: Op, dev: Device, eff: Efficiency) -> Cost:
     """Time of one run of a compute op on one NeuronCore rank."""
-    engines = _engine_seconds(op, dev, eff)
+    r = neuron_rates(dev)
+    engines = dict(zip(ENGINES, _engine_seconds(op, dev, eff, r), strict=True))
     busiest = max(engines, key=engines.__getitem__)
     fixed = dev.chip.dma.fixed_latency_s + eff.op_overhead_s
     bound = {"Tensor": "compute", "DMA": "memory"}.get(busiest, "vector")
     if engines[busiest] < fixed:
         bound = "overhead"
-    moved = dma_bytes(op, dev, eff) if engines["DMA"] > 0 else 0.0  # fused elementwise ops never touch HBM
+    moved = dma_bytes(op, eff, r.sbuf_bytes) if engines["DMA"] > 0 else 0.0  # fused elementwise ops never touch HBM
     return Cost(engines[busiest] + fixed, op.flops, moved, 0.0, bound, 0.0, engines)

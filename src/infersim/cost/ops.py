@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from infersim.cost.base import Cost
 from infersim.cost.collectives import Fabric, collective_seconds, make_fabric
 from infersim.cost.device import Device, make_device
-from infersim.cost.energy import PowerModel, op_joules, power_model
-from infersim.cost.gpu import gpu_op
-from infersim.cost.neuron import neuron_op
+from infersim.cost.energy import PowerModel, op_joules, power_model, run_joules
+from infersim.cost.gpu import GpuRates, gpu_op, gpu_rates, gpu_seconds
+from infersim.cost.neuron import NeuronRates, neuron_op, neuron_rates, neuron_seconds
 from infersim.graph.ops import Op
 from infersim.specs.chip import Chip
 from infersim.specs.engine import Efficiency
@@ -40,6 +41,37 @@ def costed(op: Op, dev: Device, eff: Efficiency, fabric: Fabric, pm: PowerModel,
     """All runs of `op` (count repeats) with the replica's energy."""
     one = op_cost(op, dev, eff, fabric)
     return one.with_joules(op_joules(op, one, pm, active, ranks)).times(op.count)
+
+
+@dataclass(frozen=True)
+class OpCoster:
+    """`costed` totals for the ops of one replica, with the device's per-op lookups resolved once."""
+
+    dev: Device
+    eff: Efficiency
+    fabric: Fabric
+    pm: PowerModel
+    active: int  # ranks running each op
+    ranks: int  # ranks of the replica (all draw idle power)
+    rates: NeuronRates | GpuRates  # the mapping model's per-device lookups
+
+    def seconds(self, op: Op) -> tuple[float, float]:
+        """(seconds, link bytes sent) of `op_cost(...)`, without building its Cost."""
+        if op.is_collective:
+            return collective_seconds(op.collective, op.collective_bytes, op.group, self.fabric, self.eff)
+        if isinstance(self.rates, NeuronRates):
+            return neuron_seconds(op, self.dev, self.eff, self.rates), 0.0
+        return gpu_seconds(op, self.rates, self.eff), 0.0
+
+    def totals(self, op: Op) -> tuple[float, float]:
+        """(seconds, joules) of `costed(...)`, without building its Cost."""
+        seconds, sent = self.seconds(op)
+        return seconds * op.count, run_joules(op, seconds, sent, self.pm, self.active, self.ranks) * op.count
+
+
+def op_coster(dev: Device, eff: Efficiency, fabric: Fabric, pm: PowerModel, active: int, ranks: int) -> OpCoster:
+    rates = neuron_rates(dev) if dev.chip.family == "neuron" else gpu_rates(dev)
+    return OpCoster(dev, eff, fabric, pm, active, ranks, rates)
 
 
 def fixed_overheads(eff: Efficiency, layers: int, tokens: int, prefill: bool, idle_w: float) -> Cost:

@@ -20,10 +20,10 @@ from infersim.cost.collectives import make_fabric
 from infersim.cost.device import Device, make_device
 from infersim.cost.energy import power_model
 from infersim.cost.memory import plan_memory
-from infersim.cost.ops import costed, fixed_overheads
+from infersim.cost.ops import costed, fixed_overheads, op_coster
 from infersim.errors import InputError
 from infersim.graph.batch import StepShape
-from infersim.graph.build import build_step
+from infersim.graph.build import Segment, SegmentKey, plan_ops, step_plan, step_segments
 from infersim.graph.numerics import Numerics, resolve_numerics
 from infersim.graph.ops import Op
 from infersim.graph.shard import Parallel, check_parallel
@@ -71,13 +71,17 @@ class StepCostModel:
         self.fabric = make_fabric(self.device, instance)
         self.power = power_model(self.device)
         self.memory = plan_memory(model, self.device, numerics, self.parallel, profile, need_tokens)
+        self.plan = step_plan(model, numerics, self.parallel)
+        self.op_coster = op_coster(self.device, self.eff, self.fabric, self.power, self.parallel.tp,
+                                   self.parallel.ranks)
         self._times: dict[StepShape, float] = {}
         self._joules: dict[StepShape, float] = {}
         self._op_costs: dict[Op, Cost] = {}
+        self._segments: dict[SegmentKey, tuple[tuple[float, float], ...]] = {}
         self._slopes: tuple[float, float] | None = None
 
     def ops(self, shape: StepShape) -> list[Op]:
-        return build_step(self.model, shape, self.numerics, self.parallel)
+        return plan_ops(self.plan, shape)
 
     def _overhead(self, shape: StepShape) -> Cost:
         return fixed_overheads(self.eff, self.model.num_layers, shape.tokens, bool(shape.prefill_tokens),
@@ -120,12 +124,24 @@ class StepCostModel:
         return t, j
 
     def _totals(self, shape: StepShape) -> tuple[float, float]:
-        """The totals of `cost(shape)` without building the breakdown (the serving simulator's cold path)."""
+        """The totals of `cost(shape)` without building the breakdown (the serving simulator's cold path): the
+        same per-op seconds and joules summed in the same order, each op list segment costed once per key."""
         if not shape.tokens:
             return 0.0, 0.0
-        costs = [self._op_cost(op) for op in self.ops(shape)]
+        parts = [self._segment(seg) for seg in step_segments(self.plan, shape)]
         over = self._overhead(shape)
-        return sum(c.seconds for c in costs) + over.seconds, sum(c.joules for c in costs) + over.joules
+        return (sum(s for part in parts for s, _ in part) + over.seconds,
+                sum(j for part in parts for _, j in part) + over.joules)
+
+    def _segment(self, seg: Segment) -> tuple[tuple[float, float], ...]:
+        """(seconds, joules) of each op of one segment of a step, memoised by the segment's key."""
+        key, make = seg
+        got = self._segments.get(key)
+        if got is None:
+            if len(self._segments) >= CACHE_LIMIT:
+                self._segments.clear()
+            got = self._segments[key] = tuple(self.op_coster.totals(op) for op in make())
+        return got
 
     def _op_cost(self, op: Op) -> Cost:
         """All runs of one op with the replica's energy, memoised: steps of equal token count share most ops."""
