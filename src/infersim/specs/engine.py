@@ -43,8 +43,10 @@ class Efficiency:
     # reach, for token permutation, per-expert tile padding and routing imbalance. Bounds (0, 1]; 1 = as dense.
     moe: float = 1.0
     # Latency a request spends outside the engine on its way in and its first token's way out (HTTP/gRPC,
-    # tokenisation, a Triton ensemble's pre- and post-processing models): added to the TTFT and E2E a client
-    # measures, never to step time. 0 for in-process benchmarks (trtllm-bench, MLPerf LoadGen, Neuron tables).
+    # tokenisation, a Triton ensemble's pre- and post-processing models, a benchmark harness's queues): added to
+    # the TTFT and E2E that validation compares with client-side measurements, never to step time. Fitted only
+    # where a group has such measurements (served TTFT / ITL / E2E); 0 otherwise. `infersim simulate` reports
+    # engine-side latencies and does not add it.
     frontend_s: float = 0.0
 
     def scaled(self, **changes: float) -> Efficiency:
