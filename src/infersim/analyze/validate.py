@@ -15,7 +15,7 @@ from typing import Any
 
 from infersim.analyze.validate_predict import Backend, Buckets, Prediction, choose_coster, served, static_batch
 from infersim.analyze.validate_rows import RowConfig, TruthRow
-from infersim.analyze.validate_setup import Rules, Setup, Unsupported, configure, load_rules
+from infersim.analyze.validate_setup import CLOSED_FORM_SCENARIOS, Rules, Setup, Unsupported, configure, load_rules
 from infersim.analyze.validate_stats import RowResult
 from infersim.catalog import Catalog
 
@@ -33,7 +33,7 @@ class RunOutcome:
 def predict_setup(setup: Setup, backend: Backend, rules: Rules) -> Prediction:
     """All schema metrics of one run (raises InputError when the model does not fit any allowed TP)."""
     tp, coster = choose_coster(setup, backend, rules.min_concurrent_requests)
-    if setup.scenario in ("fixed-batch", "single-stream"):
+    if setup.scenario in CLOSED_FORM_SCENARIOS:
         buckets = Buckets(setup.compiled_len, rules.min_bucket_tokens)
         return static_batch(setup, coster, tp, buckets)
     return served(setup, coster, tp, backend, rules)

@@ -32,7 +32,7 @@ Override = Mapping[tuple[str, str], Efficiency]  # (profile, chip / generation /
 class Caches:
     profiles: dict[tuple[str, tuple], EngineProfile] = field(default_factory=dict)
     costers: dict[tuple, StepCostModel] = field(default_factory=dict)
-    quantized: dict[int, tuple[StepCostModel, QuantizedCoster]] = field(default_factory=dict)  # by id(coster)
+    quantized: dict[tuple, QuantizedCoster] = field(default_factory=dict)  # same keys as `costers`
 
 
 @dataclass
@@ -61,14 +61,24 @@ class CatalogBackend:
     def allowed_tp(self, setup: Setup) -> tuple[int, ...]:
         return tuple(self.profile(setup.profile).tp_degrees.get(setup.chip, ()))
 
-    def coster(self, setup: Setup, tp: int) -> StepCostModel:
+    def _key(self, setup: Setup, tp: int) -> tuple:
         profile = self.profile(setup.profile)
         chip = self.catalog.chip(setup.chip)
-        key = (setup.model, setup.chip, tp, setup.pp, setup.weights, setup.kv, profile.name,
-               profile.eff(chip.generation, chip.name))
+        return (setup.model, setup.chip, tp, setup.pp, setup.weights, setup.kv, profile.name,
+                profile.eff(chip.generation, chip.name))
+
+    def coster(self, setup: Setup, tp: int) -> StepCostModel:
+        key = self._key(setup, tp)
         if key not in self.caches.costers:
-            self.caches.costers[key] = self._build(setup, tp, profile)
+            self.caches.costers[key] = self._build(setup, tp, self.profile(setup.profile))
         return self.caches.costers[key]
+
+    def _quantized(self, setup: Setup, tp: int) -> QuantizedCoster:
+        """The replica's step model on the shape grid every `infersim simulate` and `compare` run uses."""
+        key = self._key(setup, tp)
+        if key not in self.caches.quantized:
+            self.caches.quantized[key] = QuantizedCoster(self.coster(setup, tp))
+        return self.caches.quantized[key]
 
     def _build(self, setup: Setup, tp: int, profile: EngineProfile) -> StepCostModel:
         spec = self.catalog.model(setup.model)
@@ -90,22 +100,15 @@ class CatalogBackend:
         profile = self.profile(setup.profile)
         limits = bench_limits(self.catalog.model(setup.model), self.catalog.chip(setup.chip), setup.weights,
                               setup.kv, tp, setup.pp, setup.input_len, setup.output_len) if setup.bench_tuned else None
-        result = simulate(workload(setup, requests, setup.replicas(tp)), self._quantized(coster),
+        result = simulate(workload(setup, requests, setup.replicas(tp)), self._quantized(setup, tp),
                           policy(profile, setup.beams, limits))
         return sim_metrics(result, coster.eff.frontend_s)
-
-    def _quantized(self, coster: StepCostModel) -> QuantizedCoster:
-        """The serving simulations run on the shape grid every `infersim simulate` and `compare` run uses."""
-        if id(coster) not in self.caches.quantized:
-            self.caches.quantized[id(coster)] = (coster, QuantizedCoster(coster))
-        return self.caches.quantized[id(coster)][1]
 
 
 def policy(profile: EngineProfile, beams: int = 1, limits: tuple[int, int] | None = None) -> Policy:
     """The profile's batching, under the (max batch, max tokens per step) the benchmark built the engine with when
-    given; beam search (beams > 1) shares each prompt's prefill through prefix caching."""
-    if profile.batching == "static":
-        return policy_for(profile)
+    given; beam search (beams > 1) shares each prompt's prefill through prefix caching (static batching takes the
+    batch limit only)."""
     batch, tokens = limits or (profile.max_batch, profile.max_tokens_per_step)
     return policy_for(profile, max_batch=batch, max_tokens_per_step=tokens, prefix_caching=beams > 1,
                       prefix_cache_entries=max(64, batch))

@@ -21,7 +21,7 @@ from infersim.analyze.validate import predict_setup
 from infersim.analyze.validate_fit import FitResult, GroupKey, Param, Target, fit_group, geometric_default, subsample
 from infersim.analyze.validate_predict import Backend
 from infersim.analyze.validate_rows import TruthRow
-from infersim.analyze.validate_setup import Rules, Setup, configure
+from infersim.analyze.validate_setup import CLOSED_FORM_SCENARIOS, Rules, Setup, configure
 from infersim.analyze.validate_stats import RowResult, block
 from infersim.catalog import Catalog
 from infersim.specs.engine import EFFICIENCY_FIELDS, Efficiency
@@ -46,9 +46,9 @@ SERVED_LATENCY = ("ttft", "itl", "e2e")
 
 
 class TunableBackend(Backend, Protocol):
-    def with_efficiency(self, profile: str, generation: str, eff: Efficiency) -> TunableBackend: ...
+    def with_efficiency(self, profile: str, key: str, eff: Efficiency) -> TunableBackend: ...
 
-    def base_efficiency(self, profile: str, generation: str) -> Efficiency: ...
+    def base_efficiency(self, profile: str, key: str) -> Efficiency: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def build_groups(rows: Sequence[TruthRow], catalog: Catalog, rules: Rules) -> di
 
 
 def _served_latency(t: Target) -> bool:
-    return t.setup.scenario in ("offline", "server") and any(m.startswith(SERVED_LATENCY) for m, _, _ in t.measured)
+    served = t.setup.scenario not in CLOSED_FORM_SCENARIOS
+    return served and any(m.startswith(SERVED_LATENCY) for m, _, _ in t.measured)
 
 
 def without(group: Group, drop: Callable[[tuple[str, str]], bool]) -> Group:
@@ -97,15 +98,14 @@ def without(group: Group, drop: Callable[[tuple[str, str]], bool]) -> Group:
 
 def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, max_evals: int,
             log: Callable[[str], None] = print) -> FitResult:
-    profile, gen = group.key
-    start = backend.base_efficiency(profile, gen)
+    profile, chip = group.key
+    start = backend.base_efficiency(profile, chip)
 
     def backend_for(eff: Efficiency) -> Backend:
-        return backend.with_efficiency(profile, gen, eff)
+        return backend.with_efficiency(profile, chip, eff)
 
-    cheap = ("fixed-batch", "single-stream")  # closed form: every run; simulated runs are subsampled
-    closed = [t for t in group.targets if t.setup.scenario in cheap]
-    simulated = [t for t in group.targets if t.setup.scenario not in cheap]
+    closed = [t for t in group.targets if t.setup.scenario in CLOSED_FORM_SCENARIOS]
+    simulated = [t for t in group.targets if t.setup.scenario not in CLOSED_FORM_SCENARIOS]
     targets = closed + subsample(simulated, max_runs)  # closed-form runs are cheap: all of them
     # a closed-form group affords a wide first step and five times the evaluations (a wider, finer search)
     wide = not simulated

@@ -31,6 +31,10 @@ class Dataset:
     citation: str
 
 
+# Scenarios the step model predicts in closed form; every other scenario goes to the serving simulator.
+CLOSED_FORM_SCENARIOS: tuple[str, ...] = ("fixed-batch", "single-stream")
+
+
 @dataclass(frozen=True)
 class Rules:
     profiles: tuple[tuple[str, str, str], ...]  # (framework, source pattern, profile)
