@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from validate_fakes import NEURON_RUN, FakeBackend, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_runs, predict_setup, validate_rows
+from infersim.analyze.validate_backend import workload
 from infersim.analyze.validate_predict import (
     Buckets,
     decode_sum_s,
@@ -17,7 +18,15 @@ from infersim.analyze.validate_predict import (
     static_batch,
 )
 from infersim.analyze.validate_rows import parse_rows
-from infersim.analyze.validate_setup import Setup, Unsupported, configure, load_rules, next_pow2
+from infersim.analyze.validate_setup import (
+    LengthSpread,
+    Setup,
+    Unsupported,
+    configure,
+    dataset,
+    load_rules,
+    next_pow2,
+)
 from infersim.catalog import Catalog
 from infersim.graph.batch import decode
 
@@ -151,3 +160,31 @@ def test_server_runs_simulate_the_queue_to_steady_state() -> None:
     offline = _setup(scenario="offline", requests=24576, units=1)
     assert sim_sizes(server, 64, 1, rules) == (24576, rules.server_sim_requests)
     assert sim_sizes(offline, 64, 1, rules)[1] <= rules.max_sim_requests
+
+
+def test_spread_runs_are_simulated_in_full() -> None:
+    rules = load_rules()
+    spread = LengthSpread(0.8, 1024, 1024)
+    offline = _setup(scenario="offline", requests=2000, units=1, spread=spread)
+    assert sim_sizes(offline, 64, 1, rules) == (2000, 2000)
+    assert sim_sizes(dataclasses.replace(offline, spread=None), 64, 1, rules)[1] == 2 * 64
+
+
+def test_dataset_rule_matches_published_lengths() -> None:
+    rules = load_rules()
+    spread_set = dataset(rules, "TRT-SERVE", "llama-3.1-8b", (202, 214))
+    fixed_set = dataset(rules, "TRT-SERVE", "llama-3.1-8b", (467, 256))
+    assert spread_set is not None and spread_set.spread is not None and spread_set.lengths == (202, 214)
+    assert fixed_set is not None and fixed_set.spread is None and fixed_set.requests == 500
+
+
+def test_workload_lengths_spread_around_the_published_means() -> None:
+    setup = _setup(scenario="offline", input_len=202, output_len=214, spread=LengthSpread(0.8, 1024, 1024))
+    work = workload(setup, 500, 1)
+    for got, mean in ((work.input_tokens, 202), (work.output_tokens, 214)):
+        assert abs(got.mean() - mean) < 1.0 and got.max() <= 1024 and got.min() >= 1
+        assert 0.5 < got.std() / got.mean() < 1.0
+    again = workload(setup, 500, 1)
+    assert (again.output_tokens == work.output_tokens).all()
+    fixed = workload(dataclasses.replace(setup, spread=None), 500, 1)
+    assert set(fixed.output_tokens.tolist()) == {214}

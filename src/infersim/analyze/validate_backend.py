@@ -5,6 +5,7 @@ are cached per configuration and efficiency in a cache object the derived backen
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +22,7 @@ from infersim.graph.shard import Parallel, check_parallel
 from infersim.serve.policies import Policy, policy_for
 from infersim.serve.quantize import QuantizedCoster
 from infersim.serve.simulator import SimResult, simulate
-from infersim.serve.workload import Poisson, Workload
+from infersim.serve.workload import LogNormal, Poisson, Workload
 from infersim.specs.engine import Efficiency, EngineProfile
 
 SEED = 20240601  # one fixed seed: validation output is byte-identical run to run
@@ -127,10 +128,21 @@ def workload(setup: Setup, requests: int, replicas: int) -> Workload:
     elif setup.scenario in ("server", "single-stream") and setup.batch:
         users = max(1, setup.batch // replicas)
     n = samples * beams
+    cv, (max_in, max_out) = (s.cv, (s.max_input_len, s.max_output_len)) if (s := setup.spread) else (0.0, (0, 0))
+    inputs = np.repeat(lengths(rng, samples, setup.input_len, cv, max_in), beams)
+    outputs = np.repeat(lengths(rng, samples, setup.output_len, cv, max_out), beams)
     prefix = np.repeat(np.arange(samples, dtype=np.int64), beams) if beams > 1 else np.full(n, -1, np.int64)
-    return Workload(np.repeat(arrivals, beams), np.full(n, setup.input_len, np.int64),
-                    np.full(n, setup.output_len, np.int64), prefix,
-                    np.full(n, setup.input_len if beams > 1 else 0, np.int64), users=users, name=setup.scenario)
+    return Workload(np.repeat(arrivals, beams), inputs, outputs, prefix,
+                    inputs if beams > 1 else np.zeros(n, np.int64), users=users, name=setup.scenario)
+
+
+def lengths(rng: np.random.Generator, n: int, mean: int, cv: float, high: int) -> np.ndarray:
+    """`n` request lengths: all `mean` (cv 0), or log-normal with coefficient of variation `cv`, clipped to
+    [1, high] and rescaled so that their mean is `mean` (a published length is the request set's mean)."""
+    if cv <= 0 or n < 2:
+        return np.full(n, mean, np.int64)
+    x = LogNormal(mean, math.sqrt(math.log1p(cv**2)), 1, high).sample(rng, n).astype(np.float64)
+    return np.clip(np.rint(x * (mean / x.mean())), 1, high).astype(np.int64)
 
 
 def sim_metrics(r: SimResult, frontend_s: float = 0.0) -> dict[str, float]:

@@ -162,6 +162,8 @@ def sim_sizes(setup: Setup, concurrency: int, replicas: int, rules: Rules) -> tu
         return full, full
     if setup.scenario == "server":  # latencies need the queue's steady state: simulate the run, or a long part
         return full, min(full, rules.server_sim_requests)
+    if setup.spread is not None:  # two short runs of random lengths differ by their tails: simulate all of it
+        return full, min(full, rules.max_sim_requests)
     return full, min(full, rules.max_sim_requests, max(rules.min_sim_requests, rules.sim_generations * concurrency))
 
 

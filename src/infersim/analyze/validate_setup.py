@@ -22,6 +22,16 @@ RULES_FILE = Path(__file__).with_name("validate_benchmarks.yaml")
 
 
 @dataclass(frozen=True)
+class LengthSpread:
+    """Lengths of a real-text request set around its published means: log-normal with coefficient of variation
+    `cv`, clipped to the set's length limits, rescaled so that the set's means are the published means."""
+
+    cv: float
+    max_input_len: int
+    max_output_len: int
+
+
+@dataclass(frozen=True)
 class Dataset:
     dataset: str
     input_len: int | None
@@ -29,6 +39,8 @@ class Dataset:
     requests: int
     beams: int
     citation: str
+    lengths: tuple[int, int] | None = None  # the (input, output) means this definition applies to; None = any
+    spread: LengthSpread | None = None  # None: every request has exactly the published lengths
 
 
 # Scenarios the step model predicts in closed form; every other scenario goes to the serving simulator.
@@ -75,6 +87,7 @@ class Setup:
     ttft_includes_first_decode: bool
     assumptions: tuple[str, ...]
     bench_tuned: bool = False  # batch and token limits set by the benchmark tool from the run's lengths
+    spread: LengthSpread | None = None  # request lengths spread around input_len / output_len (their means)
 
     def replicas(self, tp: int) -> int:
         return max(1, self.units // (tp * self.pp))
@@ -86,8 +99,12 @@ class Unsupported:
 
 
 def _dataset(d: Mapping[str, Any]) -> tuple[tuple[str, ...], str, Dataset]:
+    lengths = (int(d["lengths"][0]), int(d["lengths"][1])) if "lengths" in d else None
+    spread = d.get("spread")
     ds = Dataset(d["dataset"], d.get("input_len"), d.get("output_len"), int(d["requests"]), int(d["beams"]),
-                 d["citation"])
+                 d["citation"], lengths,
+                 LengthSpread(float(spread["cv"]), int(spread["max_input_len"]), int(spread["max_output_len"]))
+                 if spread else None)
     return tuple(d["sources"]), str(d["model"]), ds
 
 
@@ -111,9 +128,11 @@ def engine_profile(rules: Rules, framework: str, source: str) -> str | None:
     return next((p for fw, pat, p in rules.profiles if fw == framework and fnmatch.fnmatchcase(source, pat)), None)
 
 
-def dataset(rules: Rules, source: str, model: str) -> Dataset | None:
-    return next((d for sources, pat, d in rules.datasets if source in sources and fnmatch.fnmatchcase(model, pat)),
-                None)
+def dataset(rules: Rules, source: str, model: str, lengths: tuple[int | None, int | None] = (None, None)
+            ) -> Dataset | None:
+    """The first benchmark definition for the source and model (and, where it names them, the row's lengths)."""
+    return next((d for sources, pat, d in rules.datasets if source in sources and fnmatch.fnmatchcase(model, pat)
+                 and d.lengths in (None, lengths)), None)
 
 
 def next_pow2(n: int) -> int:
@@ -129,6 +148,8 @@ def _lengths(cfg: RowConfig, ds: Dataset | None) -> tuple[int, int, tuple[str, .
     if out is None and ds is not None and ds.output_len is not None:
         out = ds.output_len
         notes.append(f"output_len {out} assumed ({cfg.source} benchmark definition)")
+    if ds is not None and ds.spread is not None:
+        notes.append(f"lengths spread around the means (log-normal, cv {ds.spread.cv:g}; {ds.dataset})")
     if inp is None or out is None or out < 1:
         return Unsupported(f"no input/output length published and no benchmark definition for "
                            f"({cfg.source}, {cfg.model})")
@@ -155,7 +176,7 @@ def configure(cfg: RowConfig, cat: Catalog, rules: Rules | None = None) -> Setup
     if bad is not None:
         return bad
     assert profile is not None
-    ds = dataset(rules, cfg.source, cfg.model)
+    ds = dataset(rules, cfg.source, cfg.model, (cfg.input_len, cfg.output_len))
     lengths = _lengths(cfg, ds)
     if isinstance(lengths, Unsupported):
         return lengths
@@ -170,4 +191,4 @@ def configure(cfg: RowConfig, cat: Catalog, rules: Rules | None = None) -> Setup
                  qps=cfg.qps, input_len=inp, output_len=out, requests=ds.requests if ds else 1000,
                  beams=ds.beams if ds else 1, compiled_len=compiled,
                  ttft_includes_first_decode=profile in rules.ttft_includes_first_decode, assumptions=notes,
-                 bench_tuned=profile in rules.bench_tuned_profiles)
+                 bench_tuned=profile in rules.bench_tuned_profiles, spread=ds.spread if ds else None)
