@@ -10,10 +10,11 @@ Writes
 
 Fits start from the uncalibrated engine profiles (the engine YAML files alone) and minimise the mean absolute log
 error (MALE) of the predictions with a bounded pattern search over a few physical parameters (see PARAMS in
-infersim/analyze/validate_calibrate.py). Every prediction during a fit is made exactly as `infersim validate`
+infersim/analyze/validate_calibrate.py; a simulated group with more than COARSE_RUNS runs is searched on an even
+subsample first, then refined on every run). Every prediction during a fit is made exactly as `infersim validate`
 makes it (full serving simulations, no proxies); a group uses all its fixed-batch runs and at most MAX_RUNS of
-its simulated runs, evenly spread. Groups with fewer than MIN_RUNS runs are not fitted: they take their
-profile's "*" value.
+its simulated runs, evenly spread (no group of the dev set has more: every run is used). Groups with fewer
+than MIN_RUNS runs are not fitted: they take their profile's "*" value.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import yaml
 
 from infersim.analyze.validate_backend import CatalogBackend
 from infersim.analyze.validate_calibrate import (
+    COARSE_RUNS,
     Group,
     HeldOut,
     build_groups,
@@ -54,7 +56,7 @@ CAL_DIR = DATA_DIR / "calibration"
 RECORDS = ROOT / "calibration" / "records"
 DOC = ROOT / "docs" / "calibration.md"
 SCRIPT = "calibration/fit.py"
-MAX_RUNS, MAX_EVALS, MIN_RUNS, WORKERS = 12, 60, 5, 2
+MAX_RUNS, MAX_EVALS, MIN_RUNS, WORKERS = 120, 80, 5, 2
 # An earlier version fitted the serving groups through cheap proxies (closed-form offline throughput, 48-request
 # server simulations); those fits made the full validation worse, so fits now predict exactly as validation does.
 
@@ -106,11 +108,14 @@ def write_doc(fits: dict[GroupKey, FitResult], loso: list[HeldOut], loho: list[H
              f"{MIN_RUNS} measured runs gets a few bounded, physical Efficiency fields fitted on "
              "`data/truth/truth_dev.csv` only, by minimising the mean absolute log error (MALE, the mean of "
              "|log(predicted / measured)|) of the predictions "
-             "(pattern search in log space). Every prediction made while fitting is made exactly as "
+             "(pattern search in log space; a simulated group with more than "
+             f"{COARSE_RUNS} runs is searched first on {COARSE_RUNS} of them, evenly spread, then refined on all). "
+             "Every prediction made while fitting is made exactly as "
              "`infersim validate` makes it: the step model in closed form for fixed-batch runs and full serving "
              f"simulations for offline and server runs (at most {MAX_RUNS} simulated runs per group, evenly "
-             "spread). Groups that hold an MoE model also fit `moe`, the grouped expert GEMMs' share of the dense "
-             "GEMM rates. A chip without a fit of its own uses its generation's value (per field, the geometric "
+             "spread; no group of the dev set has more, so every run is used). Groups that hold an MoE model "
+             "also fit `moe`, the grouped expert GEMMs' share of the dense GEMM rates. A chip without a fit of "
+             "its own uses its generation's value (per field, the geometric "
              "mean over the fitted chips of that generation), else the profile's \"*\" value (the same over all "
              "fitted chips); chips no profile fitted (for example b200 and mi300x) are therefore predicted from "
              "other chips' fits or from the engine defaults, and their validation error is an out-of-sample "

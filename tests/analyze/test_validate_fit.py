@@ -9,6 +9,7 @@ import pytest
 from validate_fakes import NEURON_RUN, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_setup
+from infersim.analyze.validate_calibrate import COARSE_RUNS, Group, fit_one
 from infersim.analyze.validate_fit import Param, Target, fit_group, geometric_default, pattern_search, subsample
 from infersim.analyze.validate_rows import parse_rows
 from infersim.analyze.validate_setup import Setup, configure, load_rules
@@ -71,3 +72,32 @@ def test_subsample_and_default() -> None:
     assert subsample(list(range(10)), 4) == [0, 3, 6, 9]
     fits = {"a": Efficiency(hbm=0.4), "b": Efficiency(hbm=0.9)}
     assert geometric_default(fits, PARAMS[:1], Efficiency()).hbm == pytest.approx(0.6)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingBackend(EffBackend):
+    """A tunable fake whose simulated runs complete 1 / (100 x step overhead + output_len x 1e-4 / hbm) per s."""
+
+    def serve(self, setup: Setup, tp: int, coster: FakeCoster, requests: int) -> Mapping[str, float]:
+        rate = 1.0 / (100 * self.eff.step_overhead_s + setup.output_len * 1e-4 / self.eff.hbm)
+        return {"request_throughput": rate, "output_throughput": rate * setup.output_len,
+                "total_throughput": rate * (setup.input_len + setup.output_len)}
+
+    def base_efficiency(self, profile: str, key: str) -> Efficiency:
+        return Efficiency(step_overhead_s=1e-3)
+
+    def with_efficiency(self, profile: str, key: str, eff: Efficiency) -> ServingBackend:
+        return ServingBackend(eff)
+
+
+def test_large_simulated_group_is_fitted_coarse_then_on_every_run() -> None:
+    truth = ServingBackend(Efficiency(hbm=0.45, step_overhead_s=2e-3))
+    setups = [dataclasses.replace(_targets(truth.eff)[0].setup, scenario="offline", output_len=32 * (k + 1),
+                                  requests=1) for k in range(COARSE_RUNS + 6)]
+    targets = tuple(Target(s, (("output_throughput", truth.serve(s, 1, FakeCoster(), 1)["output_throughput"],
+                                f"r{k}"),)) for k, s in enumerate(setups))
+    group = Group(("neuron-tnx-2.18", "x"), "neuron", "g", targets, tuple(("S", "x") for _ in targets))
+    fit = fit_one(group, ServingBackend(Efficiency()), load_rules(), 100, 80, log=lambda s: None)
+    assert len(fit.row_ids) == len(setups) and fit.evaluations > 2 * 80
+    assert fit.loss_after < 0.02 < fit.loss_before
+    assert fit.efficiency.hbm == pytest.approx(0.45, rel=0.1)

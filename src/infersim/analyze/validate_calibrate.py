@@ -18,7 +18,16 @@ from functools import partial
 from typing import Any, Protocol
 
 from infersim.analyze.validate import predict_setup
-from infersim.analyze.validate_fit import FitResult, GroupKey, Param, Target, fit_group, geometric_default, subsample
+from infersim.analyze.validate_fit import (
+    FitResult,
+    GroupKey,
+    Param,
+    Target,
+    fit_group,
+    geometric_default,
+    group_loss,
+    subsample,
+)
 from infersim.analyze.validate_predict import Backend
 from infersim.analyze.validate_rows import TruthRow
 from infersim.analyze.validate_setup import CLOSED_FORM_SCENARIOS, Rules, Setup, configure
@@ -30,13 +39,16 @@ from infersim.specs.engine import EFFICIENCY_FIELDS, Efficiency
 PARAMS: dict[str, tuple[Param, ...]] = {
     "neuron": (Param("hbm", 0.15, 0.95), Param("matmul", 0.05, 0.95), Param("attention", 0.02, 0.9),
                Param("kv_read", 0.03, 0.95), Param("collective_latency_s", 1e-6, 1e-4),
-               Param("step_overhead_s", 1e-5, 2e-2)),
+               Param("step_overhead_s", 1e-5, 2e-2), Param("prefill_overhead_s", 1e-4, 5e-2)),
     "gpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("kv_read", 0.05, 0.95),
             Param("op_overhead_s", 1e-7, 2e-5), Param("step_overhead_s", 1e-5, 2e-2)),
     "tpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("step_overhead_s", 1e-5, 2e-2)),
 }
 
 
+# A simulated group with more runs than this is first searched on this many of them (evenly spread), then refined on
+# all: the coarse search affords more evaluations, the refinement sees every run.
+COARSE_RUNS = 24
 # Fitted only on groups that hold MoE models: grouped expert GEMMs against dense ones (Efficiency.moe).
 MOE_PARAM = Param("moe", 0.15, 1.0)
 # Fitted only on groups with client-measured latencies of served runs (offline / server TTFT, ITL, E2E): the
@@ -98,6 +110,9 @@ def without(group: Group, drop: Callable[[tuple[str, str]], bool]) -> Group:
 
 def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, max_evals: int,
             log: Callable[[str], None] = print) -> FitResult:
+    """The group's fit: closed-form groups get a wide search with five times the evaluations; simulated groups
+    of at most COARSE_RUNS runs twice the evaluations; larger ones a coarse search on COARSE_RUNS runs (evenly
+    spread), refined on every run from where it ended with a finer first step."""
     profile, chip = group.key
     start = backend.base_efficiency(profile, chip)
 
@@ -107,12 +122,28 @@ def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, 
     closed = [t for t in group.targets if t.setup.scenario in CLOSED_FORM_SCENARIOS]
     simulated = [t for t in group.targets if t.setup.scenario not in CLOSED_FORM_SCENARIOS]
     targets = closed + subsample(simulated, max_runs)  # closed-form runs are cheap: all of them
-    # a closed-form group affords a wide first step and five times the evaluations (a wider, finer search)
-    wide = not simulated
-    fit = fit_group(group.key, targets, start, group.params, backend_for, rules, max_evals * (5 if wide else 1),
-                    math.log(4.0) if wide else math.log(1.6))
+
+    def search(on: list[Target], begin: Efficiency, evals: int, step: float) -> FitResult:
+        return fit_group(group.key, on, begin, group.params, backend_for, rules, evals, math.log(step))
+
+    if not simulated:
+        fit = search(targets, start, 5 * max_evals, 4.0)
+    elif len(simulated) <= COARSE_RUNS:
+        fit = search(targets, start, 2 * max_evals, 1.6)
+    else:
+        coarse = search(closed + subsample(simulated, COARSE_RUNS), start, 2 * max_evals, 1.6)
+        fit = _refined(search(targets, coarse.efficiency, max_evals * 3 // 5, 1.25), start,
+                       group_loss(targets, backend_for(start), rules), coarse.evaluations)
     log(f"fitted {fit.key}: {len(fit.row_ids)} rows, MALE {fit.loss_before:.4f} -> {fit.loss_after:.4f}")
     return fit
+
+
+def _refined(fine: FitResult, start: Efficiency, start_loss: float, coarse_evals: int) -> FitResult:
+    """A refined fit reported against the engine defaults (kept when the search ended no better than them)."""
+    evals = fine.evaluations + coarse_evals + 1
+    if start_loss <= fine.loss_after:
+        return replace(fine, efficiency=start, loss_before=start_loss, loss_after=start_loss, evaluations=evals)
+    return replace(fine, loss_before=start_loss, evaluations=evals)
 
 
 def fit_all(groups: Mapping[GroupKey, Group], backend: TunableBackend, rules: Rules, max_runs: int = 40,
