@@ -188,3 +188,22 @@ def test_workload_lengths_spread_around_the_published_means() -> None:
     assert (again.output_tokens == work.output_tokens).all()
     fixed = workload(dataclasses.replace(setup, spread=None), 500, 1)
     assert set(fixed.output_tokens.tolist()) == {214}
+
+
+def _run_rows(throughput: float) -> str:
+    values = {"ttft_mean": (50.0, "ms"), "tpot_p50": (10.0, "ms"), "output_throughput": (throughput, "tok/s")}
+    return csv_text(*[NEURON_RUN.format(id=f"r-{m}", metric=m, value=v, unit=u, notes="")
+                      for m, (v, u) in values.items()])
+
+
+def test_inconsistent_published_throughput_is_diagnosed_not_predicted() -> None:
+    # batch 1, 128 output tokens: TTFT 50 ms + 127 x 10 ms = 1.32 s -> the run's latencies imply 97 tok/s
+    consistent, problems = parse_rows(_run_rows(97.0))
+    contradicted, _ = parse_rows(_run_rows(40.0))
+    assert not problems and len(contradicted) == 3
+    a = validate_rows(consistent, fake_catalog(), FakeBackend())
+    b = validate_rows(contradicted, fake_catalog(), FakeBackend())
+    assert [r.predicted for r in a] == [r.predicted for r in b]
+    assert not any("inconsistent" in r.diagnosis for r in a)
+    assert [("inconsistent measurements" in r.diagnosis) for r in b] == [False, False, True]
+    assert "0.41x the 96.97 tok/s" in b[2].diagnosis

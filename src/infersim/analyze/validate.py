@@ -7,9 +7,9 @@ sees only `RowConfig` objects: the id, value and notes of a row never reach it (
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -120,7 +120,41 @@ def validate_rows(rows: Sequence[TruthRow], catalog: Catalog, backend: Backend, 
                   progress: Callable[[int, int], None] | None = None, workers: int = 1) -> list[RowResult]:
     """Predicted vs measured for every row, in input order."""
     runs = predict_runs([r.config for r in rows], catalog, backend, rules, progress, workers)
-    return [row_result(r, runs[r.config.run_key()]) for r in rows]
+    notes = inconsistencies(rows, runs)
+    return [_noted(row_result(r, runs[r.config.run_key()]), notes.get(r.measured.id, "")) for r in rows]
+
+
+def _noted(result: RowResult, note: str) -> RowResult:
+    return replace(result, diagnosis=f"{note}; {result.diagnosis}") if note and result.status == "ok" else result
+
+
+def inconsistencies(rows: Sequence[TruthRow], runs: Mapping[RunKey, RunOutcome]) -> dict[str, str]:
+    """Report-only notes (row id -> text) on closed-form runs whose published throughput disagrees by more than a
+    third with batch x output / (TTFT + (output - 1) x TPOT) from the same run's published latencies: such
+    measurements contradict each other, and no prediction can match all of them. Reads measured values, so it is
+    computed after prediction and feeds only the diagnosis text."""
+    by_run: dict[RunKey, dict[str, float]] = {}
+    for r in rows:
+        by_run.setdefault(r.config.run_key(), {})[r.config.metric] = r.measured.value
+    notes = {}
+    for r in rows:
+        cfg, run = r.config, runs[r.config.run_key()]
+        implied = _implied_throughput(cfg, by_run[cfg.run_key()], run.outcome)
+        if cfg.metric == "output_throughput" and implied and not 0.75 <= r.measured.value / implied <= 4 / 3:
+            notes[r.measured.id] = (f"inconsistent measurements: published throughput is "
+                                    f"{r.measured.value / implied:.2f}x the {implied:.4g} tok/s that the run's own "
+                                    f"TTFT and TPOT imply")
+    return notes
+
+
+def _implied_throughput(cfg: RowConfig, measured: Mapping[str, float], outcome: Outcome) -> float | None:
+    ttft = measured.get("ttft_p50", measured.get("ttft_mean"))
+    tpot = measured.get("tpot_mean", measured.get("tpot_p50"))
+    if cfg.scenario not in CLOSED_FORM_SCENARIOS or not isinstance(outcome, Prediction) or not ttft or not tpot \
+            or cfg.output_len is None:
+        return None
+    e2e_s = (ttft + (cfg.output_len - 1) * tpot) / 1e3
+    return outcome.replicas * (cfg.batch or 1) * cfg.output_len / e2e_s
 
 
 def filter_rows(rows: Sequence[TruthRow], source: str | None, hardware: str | None) -> list[TruthRow]:
