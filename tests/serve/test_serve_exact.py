@@ -1,5 +1,6 @@
 """Exact traces computed by hand with affine step times."""
 
+import numpy as np
 import pytest
 
 from infersim.serve.affine import AffineCoster
@@ -7,6 +8,7 @@ from infersim.serve.cluster import KVTransfer, disaggregated
 from infersim.serve.metrics import summarize
 from infersim.serve.policies import ContinuousPolicy, StaticPolicy
 from infersim.serve.simulator import simulate
+from infersim.serve.workload import Workload
 
 # any step: 0.1 s + 0.01 s per prompt token + 0.001 s per KV token read by decodes
 COSTER = AffineCoster(base_s=0.1, s_per_prefill_token=0.01, s_per_ctx_token=0.001, kv_capacity=10_000,
@@ -117,3 +119,16 @@ def test_unmixed_steps_pause_decodes_during_prefill(wl):
     assert r.first_token_s.tolist() == pytest.approx([0.2, 0.5])
     assert r.finish_s.tolist() == pytest.approx([0.741, 0.63])
     assert r.max_itl_s.tolist() == pytest.approx([0.43, 0.13])  # R0: token 1 at 0.2, token 2 at 0.63
+
+
+def test_beams_read_their_shared_prompt_once():
+    # four beams of one sample (same prefix id, 10-token prompt shared, 3 output tokens) arrive together; the
+    # first step prefills all four (0.1 + 40 x 0.01 = 0.5 s). Decode step k (k = 0, 1) reads 4 x (10 + k) KV
+    # tokens, or, with shared prompt reads, 10 + 4k: each of the two decode steps is 3 x 10 x 0.001 = 0.03 s shorter.
+    w = Workload(np.zeros(4), np.full(4, 10), np.full(4, 3), np.zeros(4, np.int64), np.full(4, 10))
+    plain = simulate(w, COSTER, ContinuousPolicy(max_batch=8, prefix_caching=True))
+    shared = simulate(w, COSTER, ContinuousPolicy(max_batch=8, prefix_caching=True, shared_prefix_reads=True))
+    assert plain.first_token_s.tolist() == shared.first_token_s.tolist() == pytest.approx([0.5] * 4)
+    # plain: 0.5 + (0.1 + 0.040) + (0.1 + 0.044); shared: 0.5 + (0.1 + 0.010) + (0.1 + 0.014)
+    assert plain.finish_s.tolist() == pytest.approx([0.784] * 4)
+    assert shared.finish_s.tolist() == pytest.approx([0.724] * 4)

@@ -108,11 +108,11 @@ class CatalogBackend:
 
 def policy(profile: EngineProfile, beams: int = 1, limits: tuple[int, int] | None = None) -> Policy:
     """The profile's batching, under the (max batch, max tokens per step) the benchmark built the engine with when
-    given; beam search (beams > 1) shares each prompt's prefill through prefix caching (static batching takes the
-    batch limit only)."""
+    given; beam search (beams > 1) shares each prompt's prefill through prefix caching, and its decode reads the
+    prompt's KV once for all beams (static batching takes the batch limit only)."""
     batch, tokens = limits or (profile.max_batch, profile.max_tokens_per_step)
     return policy_for(profile, max_batch=batch, max_tokens_per_step=tokens, prefix_caching=beams > 1,
-                      prefix_cache_entries=max(64, batch))
+                      prefix_cache_entries=max(64, batch), shared_prefix_reads=beams > 1)
 
 
 def workload(setup: Setup, requests: int, replicas: int) -> Workload:

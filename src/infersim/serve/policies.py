@@ -52,6 +52,9 @@ class ContinuousPolicy:
     mixed_steps: bool = True
     prefix_caching: bool = False
     prefix_cache_entries: int = 64  # distinct prefixes a replica keeps (LRU)
+    # Decode attention reads a prefix that running sequences share once per step, not once per sequence (beam
+    # search: TensorRT-LLM's cache indirection points every beam at the one copy of the prompt's KV)
+    shared_prefix_reads: bool = False
     reserve_full: bool = False  # admit only if the whole sequence's KV fits (TensorRT-LLM GUARANTEED_NO_EVICT)
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_s_per_token: float = 0.0  # seconds to move one token's KV to or from host memory (caller computes it)

@@ -128,6 +128,10 @@ class Replica:
         self.prefixes: OrderedDict[int, None] = OrderedDict()
         self.S = 0  # decode steps taken by this replica (a shared clock for the running sequences)
         self.sum_off = 0.0
+        # shared_prefix_reads: running sequences per prefix id, and the prefix tokens not re-read (all but one
+        # member's prefix), subtracted from the decode context
+        self.prefix_members: dict[int, int] = {}
+        self.shared_excess = 0
         self.run_blocks = 0
         self.orders = 0
         # The longest step of each segment, for per-request max ITL: every segment's where steps are unmixed
@@ -246,10 +250,22 @@ class Replica:
         self.sum_off += off
         if self.unit:
             self._count_residue(off, 1)
+        if self.policy.shared_prefix_reads and seq.prefix_id >= 0:
+            self._share_prefix(seq, 1)
         self.running.append(seq)
         self.run_blocks += seq.reserved
         heappush(self.fin_heap, (end, seq.order, seq))
         seq.join_seg = self.segments
+
+    def _share_prefix(self, seq: Seq, change: int) -> None:
+        """A member of a prefix group joins (+1) or leaves (-1) the batch: every member but one reads no prefix."""
+        before = self.prefix_members.get(seq.prefix_id, 0)
+        after = before + change
+        self.shared_excess += (max(after - 1, 0) - max(before - 1, 0)) * self.book.prefix_tokens[seq.rid]
+        if after:
+            self.prefix_members[seq.prefix_id] = after
+        else:
+            del self.prefix_members[seq.prefix_id]
 
     def _leave_running(self, seq: Seq) -> None:
         """Take a sequence out of the batch, free its blocks, and fold its segment history into max_gap_s."""
@@ -258,6 +274,8 @@ class Replica:
         self.sum_off -= off
         if self.unit:
             self._count_residue(off, -1)
+        if self.policy.shared_prefix_reads and seq.prefix_id >= 0:
+            self._share_prefix(seq, -1)
         blocks = kv.blocks_for(off + tps * S) if self.grow else seq.reserved
         self.run_blocks -= blocks
         kv.free(blocks)
@@ -430,7 +448,7 @@ class Replica:
         for s, c in work:
             tokens += c
             pairs += prefill_pairs(c, s.pf_past)
-        ctx = int(self.sum_off + self.tps * b * self.S) if b else 0
+        ctx = int(self.sum_off + self.tps * b * self.S - self.shared_excess) if b else 0
         step_s, step_j = self.time_and_energy(tokens, len(work), pairs, b, ctx)
         dur = step_s + extra_s
         self.energy_j += step_j + extra_s * self.idle_power_w
@@ -452,7 +470,7 @@ class Replica:
     def _begin_decode_run(self, t: float) -> tuple:
         b, tps = len(self.running), self.tps
         base, slope, e_base, e_slope = self.affine.get(b) or self._decode_coefficients(b)
-        c0 = self.sum_off + tps * b * self.S
+        c0 = self.sum_off + tps * b * self.S - self.shared_excess
         if self.pauses:
             self._close_pauses(base + slope * c0)
         g = tps * b
