@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from infersim.cost.protocol import WrappedCoster
 from infersim.graph.batch import StepShape, prefill_pairs
 from infersim.serve import quantize
 from infersim.serve.affine import AffineCoster
@@ -22,28 +23,14 @@ class BentCoster(AffineCoster):
         return max(super().step_time(shape), 2e-4 * shape.tokens + 1e-7 * shape.decode_ctx_tokens)
 
 
-class ProtocolOnly:
+class ProtocolOnly(WrappedCoster):
     """The same coster seen through the StepCoster protocol alone (no combined `step_time_and_energy`)."""
 
-    def __init__(self, coster: QuantizedCoster) -> None:
-        self.coster = coster
-
     def step_time(self, shape: StepShape) -> float:
-        return self.coster.step_time(shape)
+        return self.inner.step_time(shape)
 
     def step_energy(self, shape: StepShape) -> float:
-        return self.coster.step_energy(shape)
-
-    def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
-        return self.coster.decode_affine(decode_seqs)
-
-    @property
-    def kv_capacity_tokens(self) -> int:
-        return self.coster.kv_capacity_tokens
-
-    @property
-    def idle_power_w(self) -> float:
-        return self.coster.idle_power_w
+        return self.inner.step_energy(shape)
 
 
 def _coster() -> QuantizedCoster:

@@ -32,3 +32,22 @@ class StepCoster(Protocol):
     def idle_power_w(self) -> float:
         """Power the replica's chips draw when no step runs."""
         ...
+
+
+class WrappedCoster:
+    """A step coster built on another one (`inner`): the replica's KV capacity and idle power are the inner
+    coster's, and so is `decode_affine` unless a subclass changes it; subclasses give the step costs."""
+
+    def __init__(self, inner: StepCoster) -> None:
+        self.inner = inner
+
+    def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
+        return self.inner.decode_affine(decode_seqs)
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.inner.kv_capacity_tokens
+
+    @property
+    def idle_power_w(self) -> float:
+        return self.inner.idle_power_w

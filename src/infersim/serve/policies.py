@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-from infersim.cost.protocol import StepCoster
+from infersim.cost.protocol import StepCoster, WrappedCoster
 from infersim.errors import InputError, unknown_name
 from infersim.graph.batch import StepShape
 from infersim.specs.engine import EngineProfile
@@ -136,43 +136,36 @@ def policy_for(profile: EngineProfile, name: str | None = None, **overrides: Any
     return make_policy(name, **{**defaults, **given})
 
 
-class SpeculativeCoster:
+class SpeculativeCoster(WrappedCoster):
     """A target coster whose steps also pay for `k` draft steps (draft model or a fraction of the target).
 
     Verifying k+1 tokens per sequence reads the same weights and KV as decoding one, so the verification is
     costed as one target step (memory-bound decode assumption)."""
 
     def __init__(self, target: StepCoster, spec: Speculative) -> None:
-        self.target, self.spec = target, spec
+        super().__init__(target)
+        self.spec = spec
 
     def _draft_scale(self) -> float:
         return self.spec.draft_tokens * self.spec.draft_fraction
 
     def step_time(self, shape: StepShape) -> float:
-        t = self.target.step_time(shape)
+        t = self.inner.step_time(shape)
         if self.spec.draft is not None:
             return t + self.spec.draft_tokens * self.spec.draft.step_time(shape)
         return t * (1.0 + self._draft_scale())
 
     def step_energy(self, shape: StepShape) -> float:
-        e = self.target.step_energy(shape)
+        e = self.inner.step_energy(shape)
         if self.spec.draft is not None:
             return e + self.spec.draft_tokens * self.spec.draft.step_energy(shape)
         return e * (1.0 + self._draft_scale())
 
     def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
-        base, slope = self.target.decode_affine(decode_seqs)
+        base, slope = self.inner.decode_affine(decode_seqs)
         if self.spec.draft is not None:
             db, ds = self.spec.draft.decode_affine(decode_seqs)
             k = self.spec.draft_tokens
             return base + k * db, slope + k * ds
         s = 1.0 + self._draft_scale()
         return base * s, slope * s
-
-    @property
-    def kv_capacity_tokens(self) -> int:
-        return self.target.kv_capacity_tokens
-
-    @property
-    def idle_power_w(self) -> float:
-        return self.target.idle_power_w

@@ -22,7 +22,7 @@ tokens is remembered by the exact counts, so a repeated prompt length at a repea
 
 from __future__ import annotations
 
-from infersim.cost.protocol import StepCoster
+from infersim.cost.protocol import StepCoster, WrappedCoster
 from infersim.graph.batch import StepShape
 
 PARTS_LIMIT = 1 << 17  # entries of QuantizedCoster.parts kept before it starts over (tens of MB at most)
@@ -45,11 +45,12 @@ def batch_grid(b: int) -> tuple[int, int]:
     return (p, p) if b == p else ((p, mid) if b <= mid else (mid, 2 * p))
 
 
-class QuantizedCoster:
+class QuantizedCoster(WrappedCoster):
     """`coster` with step time and energy cached on rounded-up shapes (decode_affine, capacity and power pass)."""
 
     def __init__(self, coster: StepCoster, per_octave: int = 32) -> None:
-        self.coster, self.per_octave = coster, per_octave
+        super().__init__(coster)
+        self.per_octave = per_octave
         self.cache: dict[tuple[int, int, int, int, int], tuple[float, float]] = {}  # rounded shape -> (s, J)
         self.ctx_slopes: dict[int, tuple[float, float] | None] = {}  # decode batch -> (s, J) per KV token
         self.last: tuple[StepShape | None, tuple[float, float]] = (None, (0.0, 0.0))  # time, then energy
@@ -68,11 +69,11 @@ class QuantizedCoster:
 
     def _grid_slopes(self, b: int) -> tuple[float, float] | None:
         if b not in self.ctx_slopes:
-            slope = self.coster.decode_affine(b)[1]
+            slope = self.inner.decode_affine(b)[1]
             probe, far = StepShape(256, 1, 256 * 257 // 2, b, 0), StepShape(256, 1, 256 * 257 // 2, b, 1 << 16)
-            t0, t1 = self.coster.step_time(probe), self.coster.step_time(far)
+            t0, t1 = self.inner.step_time(probe), self.inner.step_time(far)
             exact = abs(t1 - t0 - slope * (1 << 16)) <= 1e-9 * max(t1, 1e-12)
-            e0, e1 = self.coster.step_energy(probe), self.coster.step_energy(far)
+            e0, e1 = self.inner.step_energy(probe), self.inner.step_energy(far)
             self.ctx_slopes[b] = (slope, (e1 - e0) / (1 << 16)) if exact else None
         return self.ctx_slopes[b]
 
@@ -90,7 +91,7 @@ class QuantizedCoster:
         got = self.cache.get(key)
         if got is None:
             shape = StepShape(*key)
-            got = self.cache[key] = (self.coster.step_time(shape), self.coster.step_energy(shape))
+            got = self.cache[key] = (self.inner.step_time(shape), self.inner.step_energy(shape))
         return got
 
     def _part(self, prefill_tokens: int, n: int, prefill_attn_pairs: int, b: int) \
@@ -139,14 +140,3 @@ class QuantizedCoster:
 
     def step_energy(self, shape: StepShape) -> float:
         return self._lookup(shape)[1]
-
-    def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
-        return self.coster.decode_affine(decode_seqs)
-
-    @property
-    def kv_capacity_tokens(self) -> int:
-        return self.coster.kv_capacity_tokens
-
-    @property
-    def idle_power_w(self) -> float:
-        return self.coster.idle_power_w
