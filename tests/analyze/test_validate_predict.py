@@ -11,6 +11,7 @@ from infersim.analyze.validate import predict_runs, predict_setup, validate_rows
 from infersim.analyze.validate_backend import workload
 from infersim.analyze.validate_predict import (
     Buckets,
+    benchmark_requests,
     decode_sum_s,
     extrapolated,
     queueing_note,
@@ -160,6 +161,22 @@ def test_server_runs_simulate_the_queue_to_steady_state() -> None:
     offline = _setup(scenario="offline", requests=24576, units=1)
     assert sim_sizes(server, 64, 1, rules) == (24576, rules.server_sim_requests)
     assert sim_sizes(offline, 64, 1, rules)[1] <= rules.max_sim_requests
+
+
+def test_server_runs_last_the_benchmark_minimum_duration() -> None:
+    rules = load_rules()
+    server = _setup(scenario="server", qps=100.0, requests=15000, units=8, min_duration_s=600.0)
+    assert benchmark_requests(server) == 60000  # 100 qps x 600 s: the dataset's samples are reused
+    assert sim_sizes(server, 64, 8, rules)[0] == 7500
+    assert benchmark_requests(dataclasses.replace(server, qps=10.0)) == 15000  # the dataset once is longer
+    assert benchmark_requests(dataclasses.replace(server, scenario="offline", qps=None)) == 15000
+    assert benchmark_requests(dataclasses.replace(server, min_duration_s=0.0)) == 15000
+
+
+def test_mlperf_runs_have_the_ten_minute_minimum() -> None:
+    rules = load_rules()
+    assert dataset(rules, "MLP-v4.1", "llama-2-70b").min_duration_s == 600.0
+    assert dataset(rules, "TRT-SERVE", "llama-3.1-8b", (467, 16)).min_duration_s == 0.0
 
 
 def test_spread_runs_are_simulated_in_full() -> None:

@@ -1,5 +1,7 @@
 """Exact traces computed by hand with affine step times."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -121,14 +123,33 @@ def test_unmixed_steps_pause_decodes_during_prefill(wl):
     assert r.max_itl_s.tolist() == pytest.approx([0.43, 0.13])  # R0: token 1 at 0.2, token 2 at 0.63
 
 
-def test_beams_read_their_shared_prompt_once():
-    # four beams of one sample (same prefix id, 10-token prompt shared, 3 output tokens) arrive together; the
-    # first step prefills all four (0.1 + 40 x 0.01 = 0.5 s). Decode step k (k = 0, 1) reads 4 x (10 + k) KV
-    # tokens, or, with shared prompt reads, 10 + 4k: each of the two decode steps is 3 x 10 x 0.001 = 0.03 s shorter.
+def test_beams_share_one_context_phase_and_read_the_prompt_once():
+    # four beams of one sample (same prefix id, 10-token prompt shared, 3 output tokens) arrive together. Plain:
+    # the first step prefills all four (0.1 + 40 x 0.01 = 0.5 s). Shared: one context phase, the other beams only
+    # their last prompt token (0.1 + 13 x 0.01 = 0.23 s). Decode step k (k = 0, 1) reads 4 x (10 + k) KV tokens,
+    # or, with the prompt read once, 10 + 4k: each of the two decode steps is 3 x 10 x 0.001 = 0.03 s shorter.
     w = Workload(np.zeros(4), np.full(4, 10), np.full(4, 3), np.zeros(4, np.int64), np.full(4, 10))
     plain = simulate(w, COSTER, ContinuousPolicy(max_batch=8, prefix_caching=True))
-    shared = simulate(w, COSTER, ContinuousPolicy(max_batch=8, prefix_caching=True, shared_prefix_reads=True))
-    assert plain.first_token_s.tolist() == shared.first_token_s.tolist() == pytest.approx([0.5] * 4)
-    # plain: 0.5 + (0.1 + 0.040) + (0.1 + 0.044); shared: 0.5 + (0.1 + 0.010) + (0.1 + 0.014)
+    shared = simulate(w, COSTER, ContinuousPolicy(max_batch=8, prefix_caching=True, shared_prefix_kv=True,
+                                                  shared_prefix_reads=True))
+    assert plain.first_token_s.tolist() == pytest.approx([0.5] * 4)
+    assert shared.first_token_s.tolist() == pytest.approx([0.23] * 4)
+    # plain: 0.5 + (0.1 + 0.040) + (0.1 + 0.044); shared: 0.23 + (0.1 + 0.010) + (0.1 + 0.014)
     assert plain.finish_s.tolist() == pytest.approx([0.784] * 4)
-    assert shared.finish_s.tolist() == pytest.approx([0.724] * 4)
+    assert shared.finish_s.tolist() == pytest.approx([0.454] * 4)
+
+
+def test_beams_store_their_shared_prompt_once_under_reservation():
+    # four beams (prompt 40, output 3) in a 64-token cache of 8-token blocks, whole sequences reserved, step 0.1 s +
+    # 0.01 s per prompt token. A beam needs 6 blocks (43 tokens). Alone, one beam runs at a time: 0.1 + 0.4 s of
+    # prefill, two 0.1 s decodes (finish 0.7), then each later beam hits the prefix cache (0.11 s prefill).
+    # Shared: the prompt's 5 whole blocks are stored once, so beams 2 and 3 need 1 block each (6 + 1 + 1 = 8) and
+    # join the one context phase with one prompt token each (0.1 + 42 x 0.01 = 0.52); beam 4 waits for the blocks.
+    coster = AffineCoster(base_s=0.1, s_per_prefill_token=0.01, s_per_ctx_token=0.0, kv_capacity=64)
+    w = Workload(np.zeros(4), np.full(4, 40), np.full(4, 3), np.zeros(4, np.int64), np.full(4, 40))
+    policy = ContinuousPolicy(max_batch=8, kv_block_tokens=8, reserve_full=True, prefix_caching=True)
+    alone = simulate(w, coster, policy)
+    shared = simulate(w, coster, dataclasses.replace(policy, shared_prefix_kv=True))
+    assert alone.finish_s.tolist() == pytest.approx([0.7, 1.01, 1.32, 1.63])
+    assert shared.first_token_s.tolist() == pytest.approx([0.52, 0.52, 0.52, 0.83])
+    assert shared.finish_s.tolist() == pytest.approx([0.72, 0.72, 0.72, 1.03])

@@ -108,11 +108,13 @@ class CatalogBackend:
 
 def policy(profile: EngineProfile, beams: int = 1, limits: tuple[int, int] | None = None) -> Policy:
     """The profile's batching, under the (max batch, max tokens per step) the benchmark built the engine with when
-    given; beam search (beams > 1) shares each prompt's prefill through prefix caching, and its decode reads the
-    prompt's KV once for all beams (static batching takes the batch limit only)."""
+    given. Beam search (beams > 1): the beams of a sample share one context phase and one stored copy of the
+    prompt's KV, and each beam's decode reads that copy (a sample's prompt KV, hundreds of MB for GPT-J, is far
+    larger than a GPU's L2, so beams read by separate thread blocks each stream it). Static batching takes the
+    batch limit only."""
     batch, tokens = limits or (profile.max_batch, profile.max_tokens_per_step)
     return policy_for(profile, max_batch=batch, max_tokens_per_step=tokens, prefix_caching=beams > 1,
-                      prefix_cache_entries=max(64, batch), shared_prefix_reads=beams > 1)
+                      prefix_cache_entries=max(64, batch), shared_prefix_kv=beams > 1)
 
 
 def workload(setup: Setup, requests: int, replicas: int) -> Workload:

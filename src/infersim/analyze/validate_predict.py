@@ -11,6 +11,7 @@ Offline and server runs go to the serving simulator through the backend.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -155,9 +156,17 @@ def extrapolated(setup: Setup, small: Mapping[str, float], n_small: int, big: Ma
     return out
 
 
+def benchmark_requests(setup: Setup) -> int:
+    """Requests (samples) the benchmark sends: its dataset once, or for a server run with a minimum duration at
+    least qps x that duration."""
+    if setup.scenario == "server" and setup.qps and setup.min_duration_s > 0:
+        return max(setup.requests, math.ceil(setup.qps * setup.min_duration_s))
+    return setup.requests
+
+
 def sim_sizes(setup: Setup, concurrency: int, replicas: int, rules: Rules) -> tuple[int, int]:
     """(requests the benchmark sends one replica, requests to simulate) -- see validate_benchmarks.yaml."""
-    full = max(1, setup.requests // replicas) * setup.beams
+    full = max(1, benchmark_requests(setup) // replicas) * setup.beams
     if full <= rules.exact_sim_requests:
         return full, full
     if setup.scenario == "server":  # latencies need the queue's steady state: simulate the run, or a long part

@@ -41,6 +41,7 @@ class Dataset:
     citation: str
     lengths: tuple[int, int] | None = None  # the (input, output) means this definition applies to; None = any
     spread: LengthSpread | None = None  # None: every request has exactly the published lengths
+    min_duration_s: float = 0.0  # a server run lasts at least this long (0: the dataset's requests once)
 
 
 # Scenarios the step model predicts in closed form; every other scenario goes to the serving simulator.
@@ -88,6 +89,7 @@ class Setup:
     assumptions: tuple[str, ...]
     bench_tuned: bool = False  # batch and token limits set by the benchmark tool from the run's lengths
     spread: LengthSpread | None = None  # request lengths spread around input_len / output_len (their means)
+    min_duration_s: float = 0.0  # a server run lasts at least this long (benchmark rules)
 
     def replicas(self, tp: int) -> int:
         return max(1, self.units // (tp * self.pp))
@@ -104,7 +106,7 @@ def _dataset(d: Mapping[str, Any]) -> tuple[tuple[str, ...], str, Dataset]:
     ds = Dataset(d["dataset"], d.get("input_len"), d.get("output_len"), int(d["requests"]), int(d["beams"]),
                  d["citation"], lengths,
                  LengthSpread(float(spread["cv"]), int(spread["max_input_len"]), int(spread["max_output_len"]))
-                 if spread else None)
+                 if spread else None, float(d.get("min_duration_s", 0.0)))
     return tuple(d["sources"]), str(d["model"]), ds
 
 
@@ -191,4 +193,5 @@ def configure(cfg: RowConfig, cat: Catalog, rules: Rules | None = None) -> Setup
                  qps=cfg.qps, input_len=inp, output_len=out, requests=ds.requests if ds else 1000,
                  beams=ds.beams if ds else 1, compiled_len=compiled,
                  ttft_includes_first_decode=profile in rules.ttft_includes_first_decode, assumptions=notes,
-                 bench_tuned=profile in rules.bench_tuned_profiles, spread=ds.spread if ds else None)
+                 bench_tuned=profile in rules.bench_tuned_profiles, spread=ds.spread if ds else None,
+                 min_duration_s=ds.min_duration_s if ds else 0.0)

@@ -52,8 +52,13 @@ class ContinuousPolicy:
     mixed_steps: bool = True
     prefix_caching: bool = False
     prefix_cache_entries: int = 64  # distinct prefixes a replica keeps (LRU)
-    # Decode attention reads a prefix that running sequences share once per step, not once per sequence (beam
-    # search: TensorRT-LLM's cache indirection points every beam at the one copy of the prompt's KV)
+    # Sequences with one prefix id keep one copy of the prefix's KV (beam search: TensorRT-LLM runs one context
+    # phase per request and its cache indirection points every beam at the one copy of the prompt's KV): members
+    # after the first skip the prefix's prefill and, under whole-sequence reservation (reserve_full, or block size
+    # 0), reserve the prefix's whole blocks only once
+    shared_prefix_kv: bool = False
+    # Decode attention reads a prefix that running sequences share once per step, not once per sequence (kernels
+    # that batch a prefix's readers, e.g. cascade attention); TensorRT-LLM's beam kernels read it per beam
     shared_prefix_reads: bool = False
     reserve_full: bool = False  # admit only if the whole sequence's KV fits (TensorRT-LLM GUARANTEED_NO_EVICT)
     preemption: Literal["recompute", "swap"] = "recompute"

@@ -132,6 +132,11 @@ class Replica:
         # member's prefix), subtracted from the decode context
         self.prefix_members: dict[int, int] = {}
         self.shared_excess = 0
+        # shared_prefix_kv: admitted sequences per prefix id (later members skip the prefix's prefill and, under
+        # whole-sequence reservation, its blocks: the first one admitted reserves them)
+        self.track_holders = policy.shared_prefix_kv
+        self.share_kv = policy.shared_prefix_kv and not self.grow
+        self.kv_holders: dict[int, int] = {}
         self.run_blocks = 0
         self.orders = 0
         # The longest step of each segment, for per-request max ITL: every segment's where steps are unmixed
@@ -228,10 +233,10 @@ class Replica:
         if self.policy.prefix_caching and seq.prefix_id >= 0:
             self._remember_prefix(seq.prefix_id)
         if seq.done >= seq.output:
-            self.kv.free(seq.reserved)
+            self._free_reserved(seq)
             self._finish(seq, t, finished)
         elif self.role == "prefill":
-            self.kv.free(seq.reserved)
+            self._free_reserved(seq)
             seq.kv_len = seq.pf_past
             handed.append(seq)
         else:
@@ -279,6 +284,8 @@ class Replica:
         blocks = kv.blocks_for(off + tps * S) if self.grow else seq.reserved
         self.run_blocks -= blocks
         kv.free(blocks)
+        if self.track_holders and seq.prefix_id >= 0:
+            self._hold_prefix(seq, -1)
         output = seq.output
         seq.done = output - min(output, math.ceil((seq.end_step - S) * tps))
         seq.kv_len = int(off + tps * S)
@@ -368,7 +375,7 @@ class Replica:
         seq = max(victims, key=lambda s: s.order)
         if seq in self.prefilling:
             self.prefilling.remove(seq)
-            self.kv.free(seq.reserved)
+            self._free_reserved(seq)
             seq.kv_len = 0
         else:
             self._leave_running(seq)
@@ -395,12 +402,14 @@ class Replica:
             if not resident and (left <= 0 if chunked else plen > left and prefilling):
                 break
             need = kv.blocks_for(seq.kv_len if resident else plen) if grow else \
-                kv.blocks_for(seq.prompt + seq.output)  # whole-sequence layout or `reserve_full`: never grows
+                kv.blocks_for(seq.prompt + seq.output) - self._held_prefix_blocks(seq)  # never grows
             if need > kv.free_blocks - ((len(running) + resident) if grow else 0):
                 break  # a resumed sequence also decodes in this step: keep a block for it too
             waiting.popleft()
             kv.alloc(need)
             seq.reserved, seq.order = need, self.orders
+            if self.track_holders and seq.prefix_id >= 0:
+                self._hold_prefix(seq, 1)
             self.orders += 1
             if resident:
                 extra_s += seq.resume_s
@@ -413,10 +422,34 @@ class Replica:
                 left -= plen
         return extra_s
 
+    def _held_prefix_blocks(self, seq: Seq) -> int:
+        """Whole blocks of the sequence's prefix that another member already holds (shared_prefix_kv, reserve)."""
+        if not (self.share_kv and seq.prefix_id >= 0 and seq.prefix_id in self.kv_holders):
+            return 0
+        b, tokens = self.kv.block_tokens, int(self.book.prefix_tokens[seq.rid])
+        return tokens // b if b else tokens
+
+    def _hold_prefix(self, seq: Seq, change: int) -> None:
+        left = self.kv_holders.get(seq.prefix_id, 0) + change
+        if left:
+            self.kv_holders[seq.prefix_id] = left
+        else:
+            del self.kv_holders[seq.prefix_id]
+
+    def _free_reserved(self, seq: Seq) -> None:
+        """Free the blocks a sequence that is not running holds (finished at prefill, handed off, preempted)."""
+        self.kv.free(seq.reserved)
+        if self.track_holders and seq.prefix_id >= 0:
+            self._hold_prefix(seq, -1)
+
     def _start_prefill(self, seq: Seq, plen: int) -> None:
+        """Queue a prompt for prefill, minus the prefix already cached or, with shared_prefix_kv, being computed
+        for another member of its group (beam search runs one context phase per sample)."""
         hit = 0
         if self.policy.prefix_caching and seq.prefix_id in self.prefixes:
             self.prefixes.move_to_end(seq.prefix_id)
+            hit = min(self.book.prefix_tokens[seq.rid], plen - 1)
+        elif self.policy.shared_prefix_kv and self.kv_holders.get(seq.prefix_id, 0) > 1:
             hit = min(self.book.prefix_tokens[seq.rid], plen - 1)
         seq.pf_past, seq.pf_left = hit, plen - hit
         self.prefilling.append(seq)
