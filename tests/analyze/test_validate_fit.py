@@ -9,7 +9,7 @@ import pytest
 from validate_fakes import NEURON_RUN, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_setup
-from infersim.analyze.validate_calibrate import COARSE_RUNS, Group, fit_one
+from infersim.analyze.validate_calibrate import COARSE_RUNS, Group, cross_validate, fit_all, fit_one
 from infersim.analyze.validate_fit import Param, Target, fit_group, geometric_default, pattern_search, subsample
 from infersim.analyze.validate_rows import parse_rows
 from infersim.analyze.validate_setup import Setup, configure, load_rules
@@ -101,3 +101,35 @@ def test_large_simulated_group_is_fitted_coarse_then_on_every_run() -> None:
     assert len(fit.row_ids) == len(setups) and fit.evaluations > 2 * 80
     assert fit.loss_after < 0.02 < fit.loss_before
     assert fit.efficiency.hbm == pytest.approx(0.45, rel=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueBackend(ServingBackend):
+    """ServingBackend whose simulated runs also report a TTFT (ms) of 1000 x the step overhead."""
+
+    def serve(self, setup: Setup, tp: int, coster: FakeCoster, requests: int) -> Mapping[str, float]:
+        return {**super().serve(setup, tp, coster, requests), "ttft_mean": 1e3 * self.eff.step_overhead_s}
+
+    def with_efficiency(self, profile: str, key: str, eff: Efficiency) -> QueueBackend:
+        return QueueBackend(eff)
+
+
+def test_cross_validation_reports_the_rows_without_server_latencies() -> None:
+    truth = QueueBackend(Efficiency(hbm=0.45, step_overhead_s=2e-3))
+    base = dataclasses.replace(_targets(truth.eff)[0].setup, scenario="server", qps=1.0, requests=1)
+
+    def group(chip: str) -> Group:
+        setups = [dataclasses.replace(base, output_len=32 * (k + 1)) for k in range(6)]
+        targets = tuple(Target(s, (("request_throughput", truth.serve(s, 1, FakeCoster(), 1)["request_throughput"],
+                                    f"{chip}-thr{k}"), ("ttft_mean", 10.0, f"{chip}-ttft{k}")))
+                        for k, s in enumerate(setups))
+        return Group(("neuron-tnx-2.18", chip), "neuron", "g", targets, tuple(("S", chip) for _ in targets))
+
+    groups = {g.key: g for g in (group("x"), group("y"))}
+    backend, rules = QueueBackend(Efficiency()), load_rules()
+    full = fit_all(groups, backend, rules, 10, 10)
+    held = cross_validate("hardware", "x", groups, full, backend, rules, rules, 10, 10)
+    assert held.cross_validated["latency"]["n"] == 6 and held.cross_validated["throughput"]["n"] == 6
+    assert held.without_server_latency["latency"]["n"] == 0
+    assert held.without_server_latency["throughput"] == held.cross_validated["throughput"]
+    assert held.without_server_latency["all"]["mape"] < held.cross_validated["all"]["mape"]
