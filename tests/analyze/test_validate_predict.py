@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from validate_fakes import NEURON_RUN, FakeBackend, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_runs, predict_setup, validate_rows
-from infersim.analyze.validate_backend import workload
+from infersim.analyze.validate_backend import Lru, workload
 from infersim.analyze.validate_predict import (
     Buckets,
     benchmark_requests,
@@ -224,3 +224,17 @@ def test_inconsistent_published_throughput_is_diagnosed_not_predicted() -> None:
     assert not any("inconsistent" in r.diagnosis for r in a)
     assert [("inconsistent measurements" in r.diagnosis) for r in b] == [False, False, True]
     assert "0.41x the 96.97 tok/s" in b[2].diagnosis
+
+
+def test_backend_cache_keeps_the_most_recently_used_entries() -> None:
+    built: list[str] = []
+
+    def build(key: str) -> str:
+        built.append(key)
+        return key.upper()
+
+    cache: Lru[str, str] = Lru(2)
+    assert [cache.get_or_build(k, lambda k=k: build(k)) for k in ("a", "b", "a", "c", "a", "b")] == \
+        ["A", "B", "A", "C", "A", "B"]
+    assert built == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came in
+    assert list(cache) == ["a", "b"]

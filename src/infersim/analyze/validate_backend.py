@@ -1,13 +1,15 @@
 """The real backend of validation: catalog engine profiles (calibration merged), the cost layer's step model and
 the serving simulator. `with_efficiency` swaps one (profile, chip or generation) efficiency for calibration; step models
-are cached per configuration and efficiency in a cache object the derived backends share.
+are cached per configuration and efficiency in a bounded (least recently used) cache the derived backends share.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,13 +29,36 @@ from infersim.specs.engine import Efficiency, EngineProfile
 
 SEED = 20240601  # one fixed seed: validation output is byte-identical run to run
 Override = Mapping[tuple[str, str], Efficiency]  # (profile, chip / generation / "*") -> efficiency
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+CACHE_ENTRIES = 256  # per cache: more than the (model, chip, TP, dtype) configurations of one efficiency
+
+
+class Lru(OrderedDict[K, V]):
+    """A dict that keeps its `limit` most recently used entries. Calibration tries hundreds of efficiencies and
+    never returns to most of them: unbounded, their step models (with their step caches) held gigabytes."""
+
+    def __init__(self, limit: int = CACHE_ENTRIES) -> None:  # a default: worker processes unpickle it
+        super().__init__()
+        self.limit = limit
+
+    def get_or_build(self, key: K, build: Callable[[], V]) -> V:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = build()
+        if len(self) > self.limit:
+            self.popitem(last=False)
+        return value
 
 
 @dataclass
 class Caches:
-    profiles: dict[tuple[str, tuple], EngineProfile] = field(default_factory=dict)
-    costers: dict[tuple, StepCostModel] = field(default_factory=dict)
-    quantized: dict[tuple, QuantizedCoster] = field(default_factory=dict)  # same keys as `costers`
+    profiles: Lru[tuple[str, tuple], EngineProfile] = field(default_factory=Lru)
+    costers: Lru[tuple, StepCostModel] = field(default_factory=Lru)
+    quantized: Lru[tuple, QuantizedCoster] = field(default_factory=Lru)  # keys of `costers`
 
 
 @dataclass
@@ -48,11 +73,11 @@ class CatalogBackend:
 
     def profile(self, name: str) -> EngineProfile:
         mine = tuple(sorted((g, e) for (p, g), e in self.overrides.items() if p == name))
-        key = (name, mine)
-        if key not in self.caches.profiles:
+        def build() -> EngineProfile:
             base = load_engine(self.catalog, name)
-            self.caches.profiles[key] = replace(base, efficiency={**base.efficiency, **dict(mine)}) if mine else base
-        return self.caches.profiles[key]
+            return replace(base, efficiency={**base.efficiency, **dict(mine)}) if mine else base
+
+        return self.caches.profiles.get_or_build((name, mine), build)
 
     def base_efficiency(self, profile: str, key: str) -> Efficiency:
         """The efficiency this backend's catalog gives a chip, generation or "*" (overrides not applied)."""
@@ -69,17 +94,12 @@ class CatalogBackend:
                 profile.eff(chip.generation, chip.name))
 
     def coster(self, setup: Setup, tp: int) -> StepCostModel:
-        key = self._key(setup, tp)
-        if key not in self.caches.costers:
-            self.caches.costers[key] = self._build(setup, tp, self.profile(setup.profile))
-        return self.caches.costers[key]
+        return self.caches.costers.get_or_build(self._key(setup, tp),
+                                                lambda: self._build(setup, tp, self.profile(setup.profile)))
 
     def _quantized(self, setup: Setup, tp: int) -> QuantizedCoster:
         """The replica's step model on the shape grid every `infersim simulate` and `compare` run uses."""
-        key = self._key(setup, tp)
-        if key not in self.caches.quantized:
-            self.caches.quantized[key] = QuantizedCoster(self.coster(setup, tp))
-        return self.caches.quantized[key]
+        return self.caches.quantized.get_or_build(self._key(setup, tp), lambda: QuantizedCoster(self.coster(setup, tp)))
 
     def _build(self, setup: Setup, tp: int, profile: EngineProfile) -> StepCostModel:
         spec = self.catalog.model(setup.model)
