@@ -262,15 +262,20 @@ class Replica:
         heappush(self.fin_heap, (end, seq.order, seq))
         seq.join_seg = self.segments
 
+    @staticmethod
+    def _tally(counts: dict[int, int], key: int, change: int) -> int:
+        """Add `change` to counts[key], dropping the key at zero; returns the count before."""
+        before = counts.get(key, 0)
+        if before + change:
+            counts[key] = before + change
+        else:
+            del counts[key]
+        return before
+
     def _share_prefix(self, seq: Seq, change: int) -> None:
         """A member of a prefix group joins (+1) or leaves (-1) the batch: every member but one reads no prefix."""
-        before = self.prefix_members.get(seq.prefix_id, 0)
-        after = before + change
-        self.shared_excess += (max(after - 1, 0) - max(before - 1, 0)) * self.book.prefix_tokens[seq.rid]
-        if after:
-            self.prefix_members[seq.prefix_id] = after
-        else:
-            del self.prefix_members[seq.prefix_id]
+        before = self._tally(self.prefix_members, seq.prefix_id, change)
+        self.shared_excess += (max(before + change - 1, 0) - max(before - 1, 0)) * self.book.prefix_tokens[seq.rid]
 
     def _leave_running(self, seq: Seq) -> None:
         """Take a sequence out of the batch, free its blocks, and fold its segment history into max_gap_s."""
@@ -285,7 +290,7 @@ class Replica:
         self.run_blocks -= blocks
         kv.free(blocks)
         if self.track_holders and seq.prefix_id >= 0:
-            self._hold_prefix(seq, -1)
+            self._tally(self.kv_holders, seq.prefix_id, -1)
         output = seq.output
         seq.done = output - min(output, math.ceil((seq.end_step - S) * tps))
         seq.kv_len = int(off + tps * S)
@@ -409,7 +414,7 @@ class Replica:
             kv.alloc(need)
             seq.reserved, seq.order = need, self.orders
             if self.track_holders and seq.prefix_id >= 0:
-                self._hold_prefix(seq, 1)
+                self._tally(self.kv_holders, seq.prefix_id, 1)
             self.orders += 1
             if resident:
                 extra_s += seq.resume_s
@@ -429,28 +434,20 @@ class Replica:
         b, tokens = self.kv.block_tokens, int(self.book.prefix_tokens[seq.rid])
         return tokens // b if b else tokens
 
-    def _hold_prefix(self, seq: Seq, change: int) -> None:
-        left = self.kv_holders.get(seq.prefix_id, 0) + change
-        if left:
-            self.kv_holders[seq.prefix_id] = left
-        else:
-            del self.kv_holders[seq.prefix_id]
-
     def _free_reserved(self, seq: Seq) -> None:
         """Free the blocks a sequence that is not running holds (finished at prefill, handed off, preempted)."""
         self.kv.free(seq.reserved)
         if self.track_holders and seq.prefix_id >= 0:
-            self._hold_prefix(seq, -1)
+            self._tally(self.kv_holders, seq.prefix_id, -1)
 
     def _start_prefill(self, seq: Seq, plen: int) -> None:
         """Queue a prompt for prefill, minus the prefix already cached or, with shared_prefix_kv, being computed
         for another member of its group (beam search runs one context phase per sample)."""
-        hit = 0
-        if self.policy.prefix_caching and seq.prefix_id in self.prefixes:
+        cached = self.policy.prefix_caching and seq.prefix_id in self.prefixes
+        if cached:
             self.prefixes.move_to_end(seq.prefix_id)
-            hit = min(self.book.prefix_tokens[seq.rid], plen - 1)
-        elif self.policy.shared_prefix_kv and self.kv_holders.get(seq.prefix_id, 0) > 1:
-            hit = min(self.book.prefix_tokens[seq.rid], plen - 1)
+        shared = self.track_holders and self.kv_holders.get(seq.prefix_id, 0) > 1
+        hit = min(self.book.prefix_tokens[seq.rid], plen - 1) if cached or shared else 0
         seq.pf_past, seq.pf_left = hit, plen - hit
         self.prefilling.append(seq)
 
