@@ -10,7 +10,8 @@ Writes
 
 Fits start from the uncalibrated engine profiles (the engine YAML files alone) and minimise the mean absolute log
 error (MALE) of the predictions with a bounded pattern search over a few physical parameters (see PARAMS in
-infersim/analyze/validate_calibrate.py; a simulated group with more than COARSE_RUNS runs is searched on an even
+infersim/analyze/validate_calibrate.py), started from the best point of a coarse matmul x hbm grid (START_GRID)
+or the engine defaults (a simulated group with more than COARSE_RUNS runs is searched on an even
 subsample first, then refined on every run). Every prediction during a fit is made exactly as `infersim validate`
 makes it (full serving simulations, no proxies); a group uses all its fixed-batch runs and at most MAX_RUNS of
 its simulated runs, evenly spread (no group of the dev set has more: every run is used). Groups with fewer

@@ -9,7 +9,15 @@ import pytest
 from validate_fakes import NEURON_RUN, FakeCoster, csv_text, fake_catalog
 
 from infersim.analyze.validate import predict_setup
-from infersim.analyze.validate_calibrate import COARSE_RUNS, Group, cross_validate, fit_all, fit_one
+from infersim.analyze.validate_calibrate import (
+    COARSE_RUNS,
+    START_GRID,
+    Group,
+    cross_validate,
+    fit_all,
+    fit_one,
+    grid_start,
+)
 from infersim.analyze.validate_fit import Param, Target, fit_group, geometric_default, pattern_search, subsample
 from infersim.analyze.validate_rows import parse_rows
 from infersim.analyze.validate_setup import Setup, configure, load_rules
@@ -66,6 +74,16 @@ def test_pattern_search_stays_in_bounds() -> None:
     lo, hi = np.log([0.1, 0.1]), np.log([2.0, 2.0])
     x, best, _ = pattern_search(lambda v: float(np.sum((v - math.log(5.0)) ** 2)), np.zeros(2), lo, hi)
     assert np.allclose(x, hi) and best > 0
+
+
+def test_fits_start_from_the_best_grid_point_or_the_defaults() -> None:
+    truth = Efficiency(hbm=START_GRID[0], step_overhead_s=3e-3)
+    targets, rules = _targets(truth), load_rules()
+    both = (Param("matmul", 0.1, 1.0), *PARAMS)
+    begin, evals = grid_start(targets, Efficiency(step_overhead_s=3e-3), both, EffBackend, rules)
+    assert begin.hbm == START_GRID[0] and evals == 1 + len(START_GRID) ** 2
+    assert grid_start(targets, truth, both, EffBackend, rules)[0] == truth  # ties keep the defaults
+    assert grid_start(targets, Efficiency(), PARAMS, EffBackend, rules) == (Efficiency(), 0)  # no matmul x hbm
 
 
 def test_subsample_and_default() -> None:

@@ -1,5 +1,6 @@
-"""Attention traffic of a serving stack's kernels: GQA KV re-reads per query head (kv_repeat) and prefill score
-matrices materialised in device memory (score_hbm_bytes)."""
+"""Attention traffic of a serving stack's kernels: GQA KV re-reads per query head (kv_repeat), prefill score
+matrices materialised in device memory (score_hbm_bytes) and the DMA rows of a position-major KV cache
+(kv_row_half_bytes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from infersim.catalog import load_catalog
 from infersim.catalog.engines import load_engine
 from infersim.cost.step import StepCostModel
-from infersim.cost.traffic import attention_extra_bytes, hbm_bytes
+from infersim.cost.traffic import attention_extra_bytes, bandwidth_share, hbm_bytes
 from infersim.graph.batch import decode, prefill
 from infersim.graph.build import build_step
 from infersim.graph.numerics import resolve_numerics
@@ -81,8 +82,38 @@ def test_the_mapping_models_pay_for_the_extra_traffic() -> None:
 
 
 def test_shipped_profiles_keep_attention_knobs_in_their_physical_bounds() -> None:
-    assert {"kv_repeat", "score_hbm_bytes"} <= set(EFFICIENCY_FIELDS)
+    assert {"kv_repeat", "score_hbm_bytes", "kv_row_half_bytes"} <= set(EFFICIENCY_FIELDS)
     for name in CAT.engine_files:
         for gen, eff in load_engine(CAT, name).efficiency.items():
             assert 0.0 <= eff.kv_repeat <= 1.0, (name, gen)
             assert 0.0 <= eff.score_hbm_bytes <= 96.0, (name, gen)
+            assert eff.kv_row_half_bytes >= 0.0, (name, gen)
+
+
+def test_position_major_kv_rows_stream_at_row_over_row_plus_half() -> None:
+    one, eight = attn("llama-2-7b", decode(1, 4096)), attn("llama-2-7b", decode(8, 4096))
+    assert (one.seqs, eight.seqs) == (1, 8)
+    row = one.kv_bytes / one.shape[0] / 2.0  # one sequence's K (or V) of one position on this rank
+    eff = Efficiency(kv_read=0.8, kv_row_half_bytes=512.0)
+    assert bandwidth_share(one, eff) == pytest.approx(0.8 * row / (row + 512.0))
+    assert bandwidth_share(eight, eff) == pytest.approx(0.8 * 8 * row / (8 * row + 512.0))
+    assert bandwidth_share(eight, Efficiency(kv_read=0.8)) == 0.8  # sequence-major cache: the full kv_read rate
+    assert bandwidth_share(attn("llama-2-7b", prefill(1, 64)), eff) == eff.hbm
+
+
+@given(b=st.integers(1, 16), ctx=st.integers(1, 8192))
+@settings(max_examples=20, deadline=None)
+def test_position_major_rows_keep_each_decode_batch_affine_in_its_context(b: int, ctx: int) -> None:
+    """The cached step time (zero-context twin + the batch's slope x KV tokens) is the op-by-op cost exactly."""
+    sm = sm_with("llama-2-13b", "inf2", 24, "neuron-tnx-2.18", kv_read=0.8, kv_row_half_bytes=512.0)
+    base, slope = sm.decode_affine(b)
+    assert sm.step_time(decode(b, ctx)) == pytest.approx(base + slope * b * ctx, rel=1e-9)
+    assert sm.step_time(decode(b, ctx)) == pytest.approx(sm.cost(decode(b, ctx)).total.seconds, rel=1e-9)
+
+
+def test_wider_rows_stream_each_kv_token_faster() -> None:
+    rows = sm_with("llama-2-13b", "inf2", 24, "neuron-tnx-2.18", kv_read=0.8, kv_row_half_bytes=512.0)
+    assert rows.decode_affine(8)[1] < rows.decode_affine(1)[1]  # per KV token: batch-8 rows are 8x wider
+    flat = sm_with("llama-2-13b", "inf2", 24, "neuron-tnx-2.18", kv_read=0.8)
+    assert flat.decode_affine(8)[1] == flat.decode_affine(1)[1]
+    assert flat.decode_affine(1)[1] < rows.decode_affine(1)[1]

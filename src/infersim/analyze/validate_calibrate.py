@@ -39,7 +39,8 @@ from infersim.specs.engine import EFFICIENCY_FIELDS, Efficiency
 PARAMS: dict[str, tuple[Param, ...]] = {
     "neuron": (Param("hbm", 0.15, 0.95), Param("matmul", 0.05, 0.95), Param("attention", 0.02, 0.9),
                Param("kv_read", 0.03, 0.95), Param("collective_latency_s", 1e-6, 1e-4),
-               Param("step_overhead_s", 1e-5, 2e-2), Param("prefill_overhead_s", 1e-4, 5e-2)),
+               Param("step_overhead_s", 1e-5, 2e-2), Param("prefill_overhead_s", 1e-4, 5e-2),
+               Param("kv_row_half_bytes", 16.0, 4096.0)),
     "gpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("kv_read", 0.05, 0.95),
             Param("op_overhead_s", 1e-7, 2e-5), Param("step_overhead_s", 1e-5, 2e-2)),
     "tpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("step_overhead_s", 1e-5, 2e-2)),
@@ -110,9 +111,9 @@ def without(group: Group, drop: Callable[[tuple[str, str]], bool]) -> Group:
 
 def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, max_evals: int,
             log: Callable[[str], None] = print) -> FitResult:
-    """The group's fit: closed-form groups get a wide search with five times the evaluations; simulated groups
-    of at most COARSE_RUNS runs twice the evaluations; larger ones a coarse search on COARSE_RUNS runs (evenly
-    spread), refined on every run from where it ended with a finer first step."""
+    """The group's fit, searched from `grid_start`: closed-form groups get a wide search with five times the
+    evaluations; simulated groups of at most COARSE_RUNS runs twice the evaluations; larger ones a coarse search
+    on COARSE_RUNS runs (evenly spread), refined on every run from where it ended with a finer first step."""
     profile, chip = group.key
     start = backend.base_efficiency(profile, chip)
 
@@ -126,21 +127,44 @@ def fit_one(group: Group, backend: TunableBackend, rules: Rules, max_runs: int, 
     def search(on: list[Target], begin: Efficiency, evals: int, step: float) -> FitResult:
         return fit_group(group.key, on, begin, group.params, backend_for, rules, evals, math.log(step))
 
+    first = targets if len(simulated) <= COARSE_RUNS else closed + subsample(simulated, COARSE_RUNS)
+    begin, grid_evals = grid_start(first, start, group.params, backend_for, rules)
     if not simulated:
-        fit = search(targets, start, 5 * max_evals, 4.0)
+        fit = search(targets, begin, 5 * max_evals, 4.0)
     elif len(simulated) <= COARSE_RUNS:
-        fit = search(targets, start, 2 * max_evals, 1.6)
+        fit = search(targets, begin, 2 * max_evals, 1.6)
     else:
-        coarse = search(closed + subsample(simulated, COARSE_RUNS), start, 2 * max_evals, 1.6)
-        fit = _refined(search(targets, coarse.efficiency, max_evals * 3 // 5, 1.25), start,
-                       group_loss(targets, backend_for(start), rules), coarse.evaluations)
+        coarse = search(first, begin, 2 * max_evals, 1.6)
+        fit = search(targets, coarse.efficiency, max_evals * 3 // 5, 1.25)
+        grid_evals += coarse.evaluations
+    fit = _refined(fit, start, group_loss(targets, backend_for(start), rules), grid_evals)
     log(f"fitted {fit.key}: {len(fit.row_ids)} rows, MALE {fit.loss_before:.4f} -> {fit.loss_after:.4f}")
     return fit
 
 
-def _refined(fine: FitResult, start: Efficiency, start_loss: float, coarse_evals: int) -> FitResult:
-    """A refined fit reported against the engine defaults (kept when the search ended no better than them)."""
-    evals = fine.evaluations + coarse_evals + 1
+# The search starts from the best point of this grid over (matmul, hbm), the two efficiencies behind most step
+# times, or from the engine defaults when none beats them: a pattern search from the defaults alone stalls where
+# a group's loss is jagged (server-run latencies near saturation swing with every small move).
+START_GRID = (0.35, 0.6, 0.9)
+
+
+def grid_start(on: Sequence[Target], start: Efficiency, params: Sequence[Param],
+               backend_for: Callable[[Efficiency], Backend], rules: Rules) -> tuple[Efficiency, int]:
+    """The starting efficiency of a fit and the evaluations spent choosing it."""
+    bounds = {p.field: p for p in params}
+    if not {"matmul", "hbm"} <= bounds.keys():
+        return start, 0
+    mm, hb = bounds["matmul"], bounds["hbm"]
+    cands = [start] + [replace(start, matmul=min(max(m, mm.lo), mm.hi), hbm=min(max(h, hb.lo), hb.hi))
+                       for m in START_GRID for h in START_GRID]
+    losses = [group_loss(on, backend_for(e), rules) for e in cands]
+    return cands[losses.index(min(losses))], len(cands)
+
+
+def _refined(fine: FitResult, start: Efficiency, start_loss: float, earlier_evals: int) -> FitResult:
+    """A fit reported against the engine defaults (kept when the search ended no better than them), counting the
+    evaluations of the grid start and of a coarse search before it."""
+    evals = fine.evaluations + earlier_evals + 1
     if start_loss <= fine.loss_after:
         return replace(fine, efficiency=start, loss_before=start_loss, loss_after=start_loss, evaluations=evals)
     return replace(fine, loss_before=start_loss, evaluations=evals)

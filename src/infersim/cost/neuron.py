@@ -17,8 +17,9 @@ Rules (hardware_facts.md §1.2-1.3, neuron_software.md §3-4, from the NKI guide
 - Engines run independent instruction streams: an op takes the longest engine time, plus a non-overlapped
   DMA fixed latency (~1.3 us, from the chip file) and the profile's per-op instruction overhead.
 - Attention kernels are costed at the profile's attention efficiency of the matrix peak (scores stay in SBUF);
-  decode attention streams the KV cache at the profile's kv_read fraction of bandwidth, every term linear in
-  the KV tokens read; GQA KV re-reads and materialised prefill scores add DMA traffic (`cost/traffic.py`).
+  decode attention streams the KV cache at the profile's kv_read fraction of bandwidth (times the DMA row
+  efficiency of a position-major cache), every term linear in the KV tokens read; GQA KV re-reads and
+  materialised prefill scores add DMA traffic (`cost/traffic.py`).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class StepCostModel:
         self._joules: dict[StepShape, float] = {}
         self._op_costs: dict[Op, Cost] = {}
         self._segments: dict[SegmentKey, tuple[tuple[float, float], ...]] = {}
-        self._slopes: tuple[float, float] | None = None
+        self._slopes: dict[int, tuple[float, float]] = {}
 
     def ops(self, shape: StepShape) -> list[Op]:
         return plan_ops(self.plan, shape)
@@ -115,7 +115,7 @@ class StepCostModel:
             self._joules.clear()
         if shape.decode_ctx_tokens:
             twin = StepShape(shape.prefill_tokens, shape.prefill_seqs, shape.prefill_attn_pairs, shape.decode_seqs)
-            slope_s, slope_j = self.ctx_slopes
+            slope_s, slope_j = self.ctx_slopes_at(shape.decode_seqs)
             t = self.step_time(twin) + slope_s * shape.decode_ctx_tokens
             j = self.step_energy(twin) + slope_j * shape.decode_ctx_tokens
         else:
@@ -153,25 +153,27 @@ class StepCostModel:
                                             self.parallel.ranks)
         return c
 
-    @property
-    def ctx_slopes(self) -> tuple[float, float]:
-        """(seconds, joules) per KV token read by decode attention (the same for every step shape)."""
-        if self._slopes is None:
+    def ctx_slopes_at(self, decode_seqs: int) -> tuple[float, float]:
+        """(seconds, joules) per KV token read by decode attention in a step of `decode_seqs` decode sequences:
+        one slope for every step, unless the profile's KV rows grow with the batch (`kv_row_half_bytes`)."""
+        key = max(decode_seqs, 1) if self.eff.kv_row_half_bytes else 1
+        got = self._slopes.get(key)
+        if got is None:
             ref = 1 << 20
-            zero = self.cost(StepShape(decode_seqs=1)).total
-            full = self.cost(StepShape(decode_seqs=1, decode_ctx_tokens=ref)).total
-            self._slopes = ((full.seconds - zero.seconds) / ref, (full.joules - zero.joules) / ref)
-        return self._slopes
+            zero = self.cost(StepShape(decode_seqs=key)).total
+            full = self.cost(StepShape(decode_seqs=key, decode_ctx_tokens=ref)).total
+            got = self._slopes[key] = ((full.seconds - zero.seconds) / ref, (full.joules - zero.joules) / ref)
+        return got
 
     @property
     def ctx_slope(self) -> float:
-        """Seconds per KV token read by decode attention."""
-        return self.ctx_slopes[0]
+        """Seconds per KV token read by decode attention in a one-sequence decode step."""
+        return self.ctx_slopes_at(1)[0]
 
     def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
         """(base_s, s_per_ctx_token) of a pure decode step of `decode_seqs` sequences; every op but decode
         attention is independent of the KV tokens read, and decode attention is linear in them."""
-        return self.step_time(StepShape(decode_seqs=decode_seqs)), self.ctx_slope
+        return self.step_time(StepShape(decode_seqs=decode_seqs)), self.ctx_slopes_at(decode_seqs)[0]
 
     @property
     def kv_capacity_tokens(self) -> int:

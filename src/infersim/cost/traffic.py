@@ -11,6 +11,12 @@ stack's attention implementation adds (both costed on the HBM/DMA path of the ma
   softmax and the value product (transformers-neuronx 2.18 builds context-encoding attention from HLO dot,
   softmax and dot ops: neuron_software.md §5.1; its NKI flash-attention kernel came later). That traffic is
   pairs x query heads x `Efficiency.score_hbm_bytes`, quadratic in the prompt length.
+- Decode reads of a position-major KV cache ([position, batch, heads x head_dim] per K and per V: the SBH
+  cache layout transformers-neuronx's NeuronConfig defaults to) move one row per position, holding that
+  position's K (or V) of every sequence of the batch. The NKI DMA guide asks for >= 2 KiB (ideally >= 4 KiB)
+  contiguous per partition to approach peak (hardware_facts.md §1.2), so a row of r bytes streams at
+  r / (r + `Efficiency.kv_row_half_bytes`) of the kv_read rate: per decode batch, still linear in the KV tokens
+  read.
 """
 
 from __future__ import annotations
@@ -34,8 +40,21 @@ def hbm_bytes(op: Op, eff: Efficiency) -> float:
 
 
 def bandwidth_share(op: Op, eff: Efficiency) -> float:
-    """Fraction of the device-memory bandwidth `op` streams at: kv_read for decode attention, hbm otherwise."""
-    return eff.kv_read if op.kind == "attention_decode" else eff.hbm
+    """Fraction of the device-memory bandwidth `op` streams at: kv_read (times the row efficiency of a
+    position-major cache) for decode attention, hbm otherwise."""
+    if op.kind != "attention_decode":
+        return eff.hbm
+    return eff.kv_read * kv_row_efficiency(op, eff)
+
+
+def kv_row_efficiency(op: Op, eff: Efficiency) -> float:
+    """Share of the KV streaming rate a decode attention op reaches with rows of a position-major cache: a row
+    is one position's K (or V) of all `op.seqs` sequences, row / (row + kv_row_half_bytes); 1 otherwise."""
+    ctx = op.shape[0] if op.shape else 0
+    if not eff.kv_row_half_bytes or not ctx or not op.kv_bytes:
+        return 1.0
+    row = max(op.seqs, 1) * op.kv_bytes / ctx / 2.0  # K and V are separate tensors
+    return row / (row + eff.kv_row_half_bytes)
 
 
 def expert_slowdown(op: Op, eff: Efficiency) -> float:

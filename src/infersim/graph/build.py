@@ -129,7 +129,8 @@ def decode_attention(c: _Ctx, n: int) -> list[Op]:
     kv = ctx * d.kv_elems * c.p.kv_bytes
     return [Op("attn.decode", "attention_decode", "attention", c.p.num.activations,
                (ctx, d.heads, d.k_dim, d.v_dim), flops=2.0 * ctx * d.heads * (d.k_dim + d.v_dim),
-               elements=ctx * d.heads, bytes_read=kv, kv_bytes=kv, count=n, kv_group=_group(d))]
+               elements=ctx * d.heads, bytes_read=kv, kv_bytes=kv, count=n, kv_group=_group(d),
+               seqs=c.shape.decode_seqs)]
 
 
 def _group(d: Dims) -> float:
@@ -262,15 +263,15 @@ def _layer_segments(c: _Ctx, i: int, is_moe: bool, n: int) -> list[Segment]:
     s, t = c.shape, c.tokens
     return [(("attn.in", i, t, 0), partial(attention_in, c, n)),
             (("attn.prefill", i, s.prefill_tokens, s.prefill_attn_pairs), partial(prefill_attention, c, n)),
-            (("attn.decode", i, min(s.decode_seqs, 1), s.decode_ctx_tokens), partial(decode_attention, c, n)),
+            (("attn.decode", i, s.decode_seqs, s.decode_ctx_tokens), partial(decode_attention, c, n)),
             (("attn.out", i, t, 0), partial(attention_out, c, n)),
             (("moe" if is_moe else "mlp", i, t, 0), partial(moe_block if is_moe else dense_mlp_block, c, n))]
 
 
 def step_segments(plan: StepPlan, shape: StepShape) -> list[Segment]:
     """The op list of one step cut into segments in execution order, each keyed by the step counts it depends
-    on (layer group, then token count, prefill tokens and pairs, decode KV tokens or emitting sequences): equal
-    keys give equal ops, so a caller may memoise a segment's cost by its key."""
+    on (layer group, then token count, prefill tokens and pairs, decode sequences and KV tokens, or emitting
+    sequences): equal keys give equal ops, so a caller may memoise a segment's cost by its key."""
     if not shape.tokens:
         return []
     c = _Ctx(plan, shape, shape.tokens, shape.decode_seqs + shape.prefill_seqs)

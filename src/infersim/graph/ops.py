@@ -37,6 +37,7 @@ class Op:
     group: int = 1  # ranks taking part in the collective
     collective_bytes: float = 0.0  # payload per rank (bytes of the tensor being reduced / gathered / sent)
     kv_group: float = 1.0  # attention ops: query heads per KV head on this rank (GQA group; 1 for MHA)
+    seqs: int = 0  # attention_decode: sequences whose KV cache the op reads
 
     @property
     def bytes(self) -> float:

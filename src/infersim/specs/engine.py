@@ -39,6 +39,11 @@ class Efficiency:
     # fp32 score write + read plus a 16-bit probability write + read is 2 x (4 + 4 + 2 + 2) = 24; a fully unfused
     # softmax (mask, max, exp, sum, normalise as separate passes over fp32 scores) moves about 72. Bounds [0, 96].
     score_hbm_bytes: float = 0.0
+    # Decode KV reads from a position-major cache ([position, sequence, KV heads x head_dim] K and V tensors, as
+    # transformers-neuronx lays them out): one DMA row per position holds that position's K (or V) of every
+    # sequence in the batch, and a row of r bytes streams at r / (r + kv_row_half_bytes) of the kv_read rate
+    # (0: a sequence-major or paged cache, whose reads are long contiguous runs at the full kv_read rate).
+    kv_row_half_bytes: float = 0.0
     # Grouped expert GEMMs of MoE layers: the fraction of the dense GEMM rates (matrix and weight streaming) they
     # reach, for token permutation, per-expert tile padding and routing imbalance. Bounds (0, 1]; 1 = as dense.
     moe: float = 1.0
