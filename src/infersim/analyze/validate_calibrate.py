@@ -155,8 +155,7 @@ def grid_start(on: Sequence[Target], start: Efficiency, params: Sequence[Param],
     if not {"matmul", "hbm"} <= bounds.keys():
         return start, 0
     mm, hb = bounds["matmul"], bounds["hbm"]
-    cands = [start] + [replace(start, matmul=min(max(m, mm.lo), mm.hi), hbm=min(max(h, hb.lo), hb.hi))
-                       for m in START_GRID for h in START_GRID]
+    cands = [start] + [replace(start, matmul=mm.clip(m), hbm=hb.clip(h)) for m in START_GRID for h in START_GRID]
     losses = [group_loss(on, backend_for(e), rules) for e in cands]
     return cands[losses.index(min(losses))], len(cands)
 

@@ -30,6 +30,9 @@ class Param:
     lo: float
     hi: float
 
+    def clip(self, value: float) -> float:
+        return min(max(value, self.lo), self.hi)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -104,7 +107,7 @@ def fit_group(key: GroupKey, targets: Sequence[Target], start: Efficiency, param
     """The efficiency of one (profile, generation) that best predicts `targets` within the parameter bounds."""
     lo = np.log([p.lo for p in params])
     hi = np.log([p.hi for p in params])
-    x0 = np.log([min(max(getattr(start, p.field), p.lo), p.hi) for p in params])
+    x0 = np.log([p.clip(getattr(start, p.field)) for p in params])
 
     def eff_at(x: np.ndarray) -> Efficiency:
         return replace(start, **{p.field: float(np.exp(v)) for p, v in zip(params, x, strict=True)})

@@ -165,11 +165,6 @@ class StepCostModel:
             got = self._slopes[key] = ((full.seconds - zero.seconds) / ref, (full.joules - zero.joules) / ref)
         return got
 
-    @property
-    def ctx_slope(self) -> float:
-        """Seconds per KV token read by decode attention in a one-sequence decode step."""
-        return self.ctx_slopes_at(1)[0]
-
     def decode_affine(self, decode_seqs: int) -> tuple[float, float]:
         """(base_s, s_per_ctx_token) of a pure decode step of `decode_seqs` sequences; every op but decode
         attention is independent of the KV tokens read, and decode attention is linear in them."""
