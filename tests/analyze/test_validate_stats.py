@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from infersim.analyze.validate_stats import RowResult, error_stats, summarize, worst
+from infersim.analyze.validate_stats import RowResult, block, error_stats, pooled_mape, summarize, worst
 
 
 def _r(line: int, metric: str, measured: float, predicted: float | None, hw: str = "inf2") -> RowResult:
@@ -33,3 +33,13 @@ def test_summary_by_hand() -> None:
 
 def test_empty_stats_are_none() -> None:
     assert error_stats([]) == {"n": 0, "mape": None, "median_ape": None, "p90_ape": None}
+
+
+def test_pooled_mape_weights_each_block_by_its_rows() -> None:
+    # block one: latency APEs 10 and 30; block two: latency APE 60 and a throughput APE 50
+    one = block([_r(2, "ttft_mean", 100, 110), _r(3, "tpot_p50", 10, 13)])
+    two = block([_r(4, "tpot_p50", 10, 16), _r(5, "output_throughput", 200, 100)])
+    assert pooled_mape([one, two], "latency") == pytest.approx(100 / 3)
+    assert pooled_mape([one, two], "throughput") == pytest.approx(50)
+    assert pooled_mape([one, two], "all") == pytest.approx(150 / 4)
+    assert pooled_mape([one], "throughput") is None

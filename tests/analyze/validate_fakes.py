@@ -76,7 +76,7 @@ class FakeBackend:
 def fake_catalog() -> Catalog:
     """The built-in chips and models, with engine-profile names pointing at placeholder paths."""
     cat = load_catalog()
-    engines = {p: Path(f"/nonexistent/{p}.yaml") for p in ("neuron-tnx-2.18", "trtllm-0.17", "trtllm-mlperf")}
+    engines = {p: Path(f"/nonexistent/{p}.yaml") for p in ("neuron-tnx-2.18", "trtllm-0.17", "trtllm-mlperf-4.0")}
     return Catalog(cat.chips, cat.instances, cat.model_files, {**cat.engine_files, **engines})
 
 

@@ -12,7 +12,7 @@ from infersim.catalog.engines import engine_from_file, load_engine
 from infersim.errors import InputError
 
 REQUIRED = ("neuron-tnx-2.18", "nxdi-2.2x", "vllm-neuron", "trtllm-0.5", "trtllm-0.6", "trtllm-0.14", "trtllm-0.17",
-            "trtllm-mlperf", "vllm-0.10", "jetstream-pt", "saxml")
+            "trtllm-mlperf-4.0", "trtllm-mlperf-4.1", "vllm-0.10", "jetstream-pt", "saxml")
 
 
 def test_every_required_profile_loads_with_provenance() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from infersim.analyze.validate import RepeatGroup
 from infersim.analyze.validate_stats import RowResult, worst
 
 
@@ -52,6 +53,22 @@ def unsupported_table(results: Sequence[RowResult]) -> list[str]:
             reasons[r.status] = reasons.get(r.status, 0) + 1
     rows = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     return ["## Rows not covered", "", *md_table(("status", "rows"), rows)] if rows else []
+
+
+def repeats_section(groups: Sequence[RepeatGroup]) -> list[str]:
+    """Rows no prediction can tell apart (same configuration columns, different measurements), with the lowest
+    mean APE any prediction reaches on each group."""
+    if not groups:
+        return []
+    rows = [[", ".join(f"`{i}`" for i in g.ids), g.metric, ", ".join(f"{v:.4g}" for v in g.values),
+             pct(g.floor_ape)] for g in groups]
+    n = sum(len(g.ids) for g in groups)
+    return ["## Rows that repeat a configuration", "",
+            f"{n} rows share every configuration column with another row but were measured differently (the "
+            "difference lies in what the table keeps in notes, such as a run date or a server setting). A "
+            "prediction reads only configuration columns, so it cannot match all of them; the last column is the "
+            "lowest mean APE any single prediction reaches on each group.", "",
+            *md_table(("rows", "metric", "measured", "lowest reachable MAPE"), rows)]
 
 
 def report_markdown(title: str, command: str, summary: Mapping[str, Any], results: Sequence[RowResult],

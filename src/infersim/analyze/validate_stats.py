@@ -62,6 +62,13 @@ def block(results: Sequence[RowResult]) -> dict[str, Any]:
     }
 
 
+def pooled_mape(blocks: Sequence[dict[str, Any]], kind: str) -> float | None:
+    """MAPE of the `kind` rows ("all", "latency" or "throughput") of several `block()`s taken together."""
+    parts = [(b[kind]["n"], b[kind]["mape"]) for b in blocks if b[kind]["n"]]
+    n = sum(k for k, _ in parts)
+    return sum(k * m for k, m in parts) / n if n else None
+
+
 def grouped(results: Iterable[RowResult], key: Callable[[RowResult], str]) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[RowResult]] = {}
     for r in results:

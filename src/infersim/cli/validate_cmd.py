@@ -10,9 +10,9 @@ from typing import Any
 
 import typer
 
-from infersim.analyze.validate import filter_rows, validate_rows
+from infersim.analyze.validate import filter_rows, repeated_configurations, validate_rows
 from infersim.analyze.validate_backend import real_backend
-from infersim.analyze.validate_report import SUMMARY_COLS, pct, report_markdown, scatter_png
+from infersim.analyze.validate_report import SUMMARY_COLS, pct, repeats_section, report_markdown, scatter_png
 from infersim.analyze.validate_rows import TruthRow, read_rows
 from infersim.analyze.validate_stats import RowResult, summarize, worst
 from infersim.cli._common import CatalogOpt, JsonOpt, catalog, console, print_json, table
@@ -52,11 +52,13 @@ def _print_tables(summary: dict[str, Any], results: Sequence[RowResult]) -> None
     out.print(table("worst rows", ["row", "metric", "measured", "predicted", "APE"], bad))
 
 
-def _write_report(out: Path, command: str, summary: dict[str, Any], results: list[RowResult]) -> None:
+def _write_report(out: Path, command: str, summary: dict[str, Any], results: list[RowResult],
+                  rows: Sequence[TruthRow]) -> None:
     plot = out.with_name(f"{out.stem}_scatter.png")
     scatter_png(results, plot)
     text = report_markdown("infersim validation report", command, summary, results, plot.name,
-                           ["See [calibration.md](calibration.md) for how the engine-profile efficiencies were "
+                           [*repeats_section(repeated_configurations(rows)), "",
+                            "See [calibration.md](calibration.md) for how the engine-profile efficiencies were "
                             "fitted, and the leave-one-source-out / leave-one-hardware-out cross-validation."])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
@@ -83,7 +85,7 @@ def register(app: typer.Typer) -> None:
         summary["malformed_rows"] = [str(p) for p in problems]
         if out is not None:
             flags = "".join(f" --{k} {v}" for k, v in (("source", source), ("hardware", hardware)) if v)
-            _write_report(out, f"infersim validate {file}{flags} --out {out}", summary, results)
+            _write_report(out, f"infersim validate {file}{flags} --out {out}", summary, results, rows)
         if json_out:
             return print_json({"summary": summary, "rows": [r.as_dict() for r in results]})
         _print_tables(summary, results)
