@@ -97,18 +97,20 @@ def fits_table(fits: dict[GroupKey, FitResult]) -> list[str]:
     return md_table(("profile", "chip", "rows", "MALE before", "MALE after", "fitted values"), rows)
 
 
+def _mapes(blocks: list[dict[str, Any]], kinds: tuple[str, ...] = ("latency", "throughput", "all")) -> list[str]:
+    return [pct(pooled_mape(blocks, kind)) for kind in kinds]
+
+
+def _cv_row(name: str, held: list[HeldOut]) -> list[Any]:
+    """One table row: the rows of `held` taken together (one held-out source or chip, or all of them pooled)."""
+    return [name, sum(h.cross_validated["covered"] for h in held), *_mapes([h.cross_validated for h in held]),
+            *_mapes([h.without_server_latency for h in held], ("all",)), *_mapes([h.in_sample for h in held])]
+
+
 def cv_table(results: list[HeldOut]) -> list[str]:
-    def cells(b: dict[str, Any]) -> list[str]:
-        return [pct(b["latency"]["mape"]), pct(b["throughput"]["mape"]), pct(b["all"]["mape"])]
-    def pooled(blocks: list[dict[str, Any]]) -> list[str]:
-        return [pct(pooled_mape(blocks, kind)) for kind in ("latency", "throughput", "all")]
-    rows = [[h.name, h.cross_validated["covered"], *cells(h.cross_validated),
-             pct(h.without_server_latency["all"]["mape"]), *cells(h.in_sample)] for h in results]
+    rows = [_cv_row(h.name, [h]) for h in results]
     if results:
-        rows.append(["every held-out row, pooled", sum(h.cross_validated["covered"] for h in results),
-                     *pooled([h.cross_validated for h in results]),
-                     pooled([h.without_server_latency for h in results])[2],
-                     *pooled([h.in_sample for h in results])])
+        rows.append(_cv_row("every held-out row, pooled", results))
     return md_table(("held out", "rows", "latency MAPE", "throughput MAPE", "all MAPE",
                      "all MAPE, server latencies left out", "in-sample latency", "in-sample throughput",
                      "in-sample all"), rows)

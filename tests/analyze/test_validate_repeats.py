@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 from validate_fakes import NEURON_RUN, FakeBackend, csv_text, fake_catalog
 
-from infersim.analyze.validate import repeated_configurations, validate_rows
+from infersim.analyze.validate import validate_rows
 from infersim.analyze.validate_report import repeats_section
 from infersim.analyze.validate_rows import parse_rows
+from infersim.analyze.validate_stats import repeated_configurations
 
 
 def _rows(*values: float) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from infersim.analyze.validate_predict import Backend, Buckets, Prediction, choose_coster, served, static_batch
 from infersim.analyze.validate_rows import RowConfig, TruthRow
 from infersim.analyze.validate_setup import CLOSED_FORM_SCENARIOS, Rules, Setup, Unsupported, configure, load_rules
-from infersim.analyze.validate_stats import RowResult
+from infersim.analyze.validate_stats import RowResult, repeated_configurations
 from infersim.catalog import Catalog
 
 RunKey = tuple[Any, ...]
@@ -164,34 +164,3 @@ def filter_rows(rows: Sequence[TruthRow], source: str | None, hardware: str | No
     return [r for r in rows if (source is None or r.config.source == source)
             and (hardware is None or r.config.hardware == hardware)]
 
-
-@dataclass(frozen=True)
-class RepeatGroup:
-    """Rows whose configuration columns (metric included) are identical but whose measured values differ: no
-    prediction, which reads only those columns, can tell them apart."""
-
-    ids: tuple[str, ...]
-    metric: str
-    values: tuple[float, ...]
-
-    @property
-    def floor_ape(self) -> float:
-        """Lowest mean APE (percent) one prediction reaches over the group; the mean is piecewise linear and
-        convex in the prediction, so its minimum lies at one of the measured values."""
-        return min(sum(abs(p - v) / v for v in self.values) for p in self.values) / len(self.values) * 100.0
-
-    def note(self) -> str:
-        return (f"repeated configuration: {len(self.ids)} rows with these configuration columns measured "
-                f"{min(self.values):.4g}-{max(self.values):.4g}; no prediction gets below {self.floor_ape:.1f}% "
-                f"mean APE on them")
-
-
-def repeated_configurations(rows: Sequence[TruthRow]) -> list[RepeatGroup]:
-    """Groups of rows that share every configuration column and differ in measured value, in input order.
-    Reads measured values, so it feeds only the report, never a prediction."""
-    by_config: dict[RowConfig, list[TruthRow]] = {}
-    for r in rows:
-        by_config.setdefault(r.config, []).append(r)
-    return [RepeatGroup(tuple(r.measured.id for r in same), cfg.metric, tuple(r.measured.value for r in same))
-            for cfg, same in by_config.items()
-            if len({r.measured.value for r in same}) > 1 and all(r.measured.value > 0 for r in same)]

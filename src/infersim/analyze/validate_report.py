@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infersim.analyze.validate import RepeatGroup
-from infersim.analyze.validate_stats import RowResult, worst
+from infersim.analyze.validate_stats import RepeatGroup, RowResult, worst
 
 
 def pct(x: float | None) -> str:

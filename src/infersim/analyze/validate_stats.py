@@ -1,4 +1,5 @@
-"""Error statistics of a validation: coverage, MAPE, median and p90 absolute percentage error, by group."""
+"""Error statistics of a validation: coverage, MAPE, median and p90 absolute percentage error, by group; and
+the error floor of rows that repeat a configuration with different measurements."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from infersim.analyze.validate_rows import LATENCY_METRICS
+from infersim.analyze.validate_rows import LATENCY_METRICS, RowConfig, TruthRow
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,35 @@ def summarize(results: Sequence[RowResult]) -> dict[str, Any]:
 def worst(results: Sequence[RowResult], n: int = 10) -> list[RowResult]:
     covered = [r for r in results if r.ape is not None]
     return sorted(covered, key=lambda r: (-(r.ape or 0.0), r.line))[:n]
+
+
+@dataclass(frozen=True)
+class RepeatGroup:
+    """Rows whose configuration columns (metric included) are identical but whose measured values differ: no
+    prediction, which reads only those columns, can tell them apart."""
+
+    ids: tuple[str, ...]
+    metric: str
+    values: tuple[float, ...]
+
+    @property
+    def floor_ape(self) -> float:
+        """Lowest mean APE (percent) one prediction reaches over the group; the mean is piecewise linear and
+        convex in the prediction, so its minimum lies at one of the measured values."""
+        return min(sum(abs(p - v) / v for v in self.values) for p in self.values) / len(self.values) * 100.0
+
+    def note(self) -> str:
+        return (f"repeated configuration: {len(self.ids)} rows with these configuration columns measured "
+                f"{min(self.values):.4g}-{max(self.values):.4g}; no prediction gets below {self.floor_ape:.1f}% "
+                f"mean APE on them")
+
+
+def repeated_configurations(rows: Sequence[TruthRow]) -> list[RepeatGroup]:
+    """Groups of rows that share every configuration column and differ in measured value, in input order.
+    Reads measured values, so it feeds only the report, never a prediction."""
+    by_config: dict[RowConfig, list[TruthRow]] = {}
+    for r in rows:
+        by_config.setdefault(r.config, []).append(r)
+    return [RepeatGroup(tuple(r.measured.id for r in same), cfg.metric, tuple(r.measured.value for r in same))
+            for cfg, same in by_config.items()
+            if len({r.measured.value for r in same}) > 1 and all(r.measured.value > 0 for r in same)]

@@ -10,11 +10,11 @@ from typing import Any
 
 import typer
 
-from infersim.analyze.validate import filter_rows, repeated_configurations, validate_rows
+from infersim.analyze.validate import filter_rows, validate_rows
 from infersim.analyze.validate_backend import real_backend
 from infersim.analyze.validate_report import SUMMARY_COLS, pct, repeats_section, report_markdown, scatter_png
 from infersim.analyze.validate_rows import TruthRow, read_rows
-from infersim.analyze.validate_stats import RowResult, summarize, worst
+from infersim.analyze.validate_stats import RowResult, repeated_configurations, summarize, worst
 from infersim.cli._common import CatalogOpt, JsonOpt, catalog, console, print_json, table
 from infersim.errors import InputError
 
