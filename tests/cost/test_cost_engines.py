@@ -70,3 +70,31 @@ def test_shipped_calibration_files_name_known_profiles() -> None:
     cal_dir = DATA_DIR / "calibration"
     for path in sorted(cal_dir.glob("*.yaml")) if cal_dir.exists() else []:
         assert (DATA_DIR / "engines" / path.name).exists(), path
+
+
+def test_a_profile_that_extends_another_states_only_what_changed(tmp_path: Path) -> None:
+    base = _write(tmp_path, TOY, None)
+    child = base.with_name("toy-2.yaml")
+    child.write_text('extends: toy\nname: toy-2\nversion: "2"\nmax_batch: 16\n')
+    p = engine_from_file(child)
+    assert (p.name, p.version, p.max_batch) == ("toy-2", "2", 16)
+    assert p.eff("hopper").hbm == 0.7 and p.kv_memory_fraction == 0.9 and p.provenance["*"] == "test"
+    assert engine_from_file(base).max_batch == 8  # the base profile is unchanged
+
+
+@pytest.mark.parametrize(("extends", "message"), [
+    ("tyo", r'toy-2.yaml: field "extends" must name another engine file in .*; allowed: toy$'),
+    ("toy-2", r'toy-2.yaml: field "extends" must name another engine file in .*; allowed: toy$'),
+])
+def test_extending_an_unknown_profile_is_one_sentence(tmp_path: Path, extends: str, message: str) -> None:
+    child = _write(tmp_path, TOY, None).with_name("toy-2.yaml")
+    child.write_text(f"extends: {extends}\nname: toy-2\n")
+    with pytest.raises(InputError, match=message):
+        engine_from_file(child)
+
+
+def test_profiles_that_extend_each_other_in_a_loop_are_refused(tmp_path: Path) -> None:
+    base = _write(tmp_path, "extends: toy-2\n" + TOY, None)
+    base.with_name("toy-2.yaml").write_text("extends: toy\nname: toy-2\n")
+    with pytest.raises(InputError, match=r'field "extends" loops back to'):
+        engine_from_file(base)

@@ -2,7 +2,9 @@
 efficiencies from `data/calibration/<name>.yaml` when such a file exists.
 
 Engine file: policy fields of `EngineProfile`, `efficiency: {<generation or "*">: {<Efficiency field>: value}}`
-and `provenance: {<generation>: "where the defaults come from"}`.
+and `provenance: {<generation>: "where the defaults come from"}`; `extends: <profile>` takes every field of that
+profile's file (in the same folder) that the file does not set itself, so a newer version of a stack states only
+what changed.
 Calibration file (written by the fit under `calibration/`): `efficiency: {<generation>: {field: value}}` and
 `provenance: {<generation>: "fitted on ... rows of truth_dev.csv"}`; calibrated fields override the defaults
 of the same generation (or the "*" defaults when the generation has none).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,15 +79,32 @@ def _merge(path: Path, eff: dict[str, Efficiency], prov: dict[str, str]) -> None
         prov[gen] = f"calibrated: {cal.provenance.get(gen, str(path))}"
 
 
+def _engine_data(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The mapping of an engine file, over that of the profile it `extends` (top-level keys of the file win)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base = data["extends"]
+    siblings = sorted(q.stem for q in path.parent.glob("*.yaml") if q != path)
+    if not isinstance(base, str) or base not in siblings:
+        raise InputError(f'{path}: field "extends" must name another engine file in {path.parent}; allowed: '
+                         f'{", ".join(siblings)}')
+    parent = path.parent / f"{base}.yaml"
+    if parent in chain:
+        raise InputError(f'{path}: field "extends" loops back to {parent.name}; a profile cannot extend itself')
+    return {**_engine_data(parent, (*chain, path)), **{k: v for k, v in data.items() if k != "extends"}}
+
+
 def engine_from_file(path: Path) -> EngineProfile:
-    """The profile in `path` (re-read when the file or its calibration file changes)."""
+    """The profile in `path` (re-read when an engine file of its folder or its calibration file changes)."""
     cal = _calibration_path(path)
-    return _engine_cached(path, path.stat().st_mtime_ns, cal.stat().st_mtime_ns if cal.exists() else 0)
+    folder = max(q.stat().st_mtime_ns for q in path.parent.glob("*.yaml"))
+    return _engine_cached(path, folder, cal.stat().st_mtime_ns if cal.exists() else 0)
 
 
 @functools.lru_cache(maxsize=64)
 def _engine_cached(path: Path, _mtime: int, _cal_mtime: int) -> EngineProfile:
-    f: EngineFile = parse(EngineFile, path, read_yaml(path))
+    f: EngineFile = parse(EngineFile, path, _engine_data(path))
     default = _efficiency(path, "*", f.efficiency.get("*", {}), Efficiency())
     eff = {g: (default if g == "*" else _efficiency(path, g, v, default)) for g, v in f.efficiency.items()}
     prov = dict(f.provenance)
