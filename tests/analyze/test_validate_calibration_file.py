@@ -26,7 +26,7 @@ def test_calibration_file_round_trips_through_the_engine_loader(tmp_path: Path) 
     fits = {("neuron-tnx-2.18", "inf2"): _fit("inf2", 0.777)}
     gen = Efficiency(hbm=0.6, matmul=0.3, kv_read=0.3, collective_latency_s=2e-5, step_overhead_s=2e-3)
     star = Efficiency(hbm=0.5, matmul=0.2, kv_read=0.2, collective_latency_s=1e-5, step_overhead_s=1e-3)
-    doc = calibration_doc("neuron-tnx-2.18", fits, {"neuroncore-v2": gen, "*": star}, "calibration/fit.py")
+    doc = calibration_doc("neuron-tnx-2.18", fits, {"neuroncore-v2": gen, "*": star}, "calibration/fit.py", {})
     (tmp_path / "calibration" / src.name).write_text(yaml.safe_dump(doc, sort_keys=True))
     profile = engine_from_file(engine)
     got = profile.eff("neuroncore-v2", "inf2")

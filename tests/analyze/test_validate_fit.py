@@ -146,7 +146,7 @@ def test_cross_validation_reports_the_rows_without_server_latencies() -> None:
     groups = {g.key: g for g in (group("x"), group("y"))}
     backend, rules = QueueBackend(Efficiency()), load_rules()
     full = fit_all(groups, backend, rules, 10, 10)
-    held = cross_validate("hardware", "x", groups, full, backend, rules, rules, 10, 10)
+    held = cross_validate("hardware", "x", groups, full, backend, rules, rules, 10, 10, chips={})
     assert held.cross_validated["latency"]["n"] == 6 and held.cross_validated["throughput"]["n"] == 6
     assert held.without_server_latency["latency"]["n"] == 0
     assert held.without_server_latency["throughput"] == held.cross_validated["throughput"]

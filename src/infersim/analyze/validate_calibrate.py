@@ -33,6 +33,7 @@ from infersim.analyze.validate_rows import TruthRow
 from infersim.analyze.validate_setup import CLOSED_FORM_SCENARIOS, Rules, Setup, configure
 from infersim.analyze.validate_stats import RowResult, block
 from infersim.catalog import Catalog
+from infersim.specs.chip import Chip
 from infersim.specs.engine import EFFICIENCY_FIELDS, Efficiency
 
 # The fitted parameters per chip family: few, bounded, each with a physical meaning.
@@ -183,10 +184,12 @@ def fit_all(groups: Mapping[GroupKey, Group], backend: TunableBackend, rules: Ru
     return {r.key: r for r in results}
 
 
-def defaults(fits: Mapping[GroupKey, FitResult], groups: Mapping[GroupKey, Group],
-             backend: TunableBackend) -> dict[GroupKey, Efficiency]:
-    """Fallbacks for chips without a fit of their own: per profile, each fitted generation and "*" get, per
-    parameter, the geometric mean over the fitted chips (of that generation; of the profile) that fitted it."""
+def defaults(fits: Mapping[GroupKey, FitResult], groups: Mapping[GroupKey, Group], backend: TunableBackend,
+             chips: Mapping[str, Chip]) -> dict[GroupKey, Efficiency]:
+    """Fallbacks for chips without a fit of their own, per profile: each catalog chip of a fitted generation gets
+    the fitted chips of its generation, weighted by how alike their specs are (`kin_weights`); each fitted
+    generation and "*" get, per parameter, the plain geometric mean over the fitted chips (of that generation; of
+    the profile) that fitted it, for chips the catalog does not know yet or whose generation has no fit."""
     out: dict[GroupKey, Efficiency] = {}
     for profile in sorted({p for p, _ in fits}):
         mine = {c: f for (p, c), f in fits.items() if p == profile}
@@ -194,13 +197,38 @@ def defaults(fits: Mapping[GroupKey, FitResult], groups: Mapping[GroupKey, Group
         for key in [*sorted(set(gens.values()) - set(mine)), "*"]:
             members = {c: f for c, f in mine.items() if key in ("*", gens[c])}
             out[(profile, key)] = _mean_efficiency(members, backend.base_efficiency(profile, key))
+        for name, chip in sorted(chips.items()):
+            kin = {c: chips[c] for c in mine if gens[c] == chip.generation and c in chips}
+            if name not in mine and kin:
+                start = backend.base_efficiency(profile, name)
+                out[(profile, name)] = _mean_efficiency({c: mine[c] for c in kin}, start, kin_weights(chip, kin))
     return out
 
 
-def _mean_efficiency(fits: Mapping[str, FitResult], start: Efficiency) -> Efficiency:
+def spec_distance(a: Chip, b: Chip) -> float:
+    """How unlike two chips are: the Euclidean distance between their (log dense bf16 FLOP/s, log HBM bandwidth,
+    log TDP), the roofline's two rates and the power envelope that caps the clocks under load."""
+    def point(c: Chip) -> tuple[float, float, float]:
+        return math.log(c.peak("bf16")), math.log(c.hbm_bytes_per_s), math.log(c.power.tdp_w)
+    return math.dist(point(a), point(b))
+
+
+def kin_weights(chip: Chip, kin: Mapping[str, Chip]) -> dict[str, float]:
+    """Weights (summing to 1) of fitted chips for a chip without a fit: inverse squared spec distance (Shepard's
+    interpolation), so an SXM H200 leans on the SXM H100 more than on the 350 W PCIe card; chips with the same
+    specs as `chip` share all the weight."""
+    dist = {name: spec_distance(chip, c) for name, c in sorted(kin.items())}
+    twins = [name for name, d in dist.items() if d == 0.0]
+    raw = {name: 1.0 for name in twins} if twins else {name: d ** -2 for name, d in dist.items()}
+    total = sum(raw.values())
+    return {name: w / total for name, w in raw.items()}
+
+
+def _mean_efficiency(fits: Mapping[str, FitResult], start: Efficiency,
+                     weights: Mapping[str, float] | None = None) -> Efficiency:
     for param in dict.fromkeys(q for f in fits.values() for q in f.params):
         having = {c: f.efficiency for c, f in fits.items() if param in f.params}
-        start = geometric_default(having, (param,), start)
+        start = geometric_default(having, (param,), start, weights)
     return start
 
 
@@ -237,7 +265,7 @@ class HeldOut:
 
 def cross_validate(kind: str, name: str, groups: Mapping[GroupKey, Group], full: Mapping[GroupKey, FitResult],
                    backend: TunableBackend, rules: Rules, fit_rules: Rules, max_runs: int, max_evals: int,
-                   workers: int = 1) -> HeldOut:
+                   chips: Mapping[str, Chip], workers: int = 1) -> HeldOut:
     """Refit every group holding rows of the held-out source or chip without them, then predict those rows."""
     idx = 0 if kind == "source" else 1
     affected = {k: g for k, g in groups.items() if any(o[idx] == name for o in g.rows)}
@@ -245,8 +273,9 @@ def cross_validate(kind: str, name: str, groups: Mapping[GroupKey, Group], full:
     refits.update(fit_all({k: without(g, lambda o: o[idx] == name) for k, g in affected.items()}, backend,
                           fit_rules, max_runs, max_evals, workers=workers))
     effs = {k: f.efficiency for k, f in refits.items()}
-    cv_backend = apply(backend, {**defaults(refits, groups, backend), **effs})
-    full_backend = apply(backend, {**defaults(full, groups, backend), **{k: f.efficiency for k, f in full.items()}})
+    cv_backend = apply(backend, {**defaults(refits, groups, backend, chips), **effs})
+    full_effs = {k: f.efficiency for k, f in full.items()}
+    full_backend = apply(backend, {**defaults(full, groups, backend, chips), **full_effs})
     held = [without(g, lambda o: o[idx] != name) for g in affected.values()]
     targets = [t for g in held for t in g.targets]
     origins = [o for g in held for o in g.rows]
@@ -261,19 +290,30 @@ def _num(x: float) -> float:
 
 
 def calibration_doc(profile: str, fits: Mapping[GroupKey, FitResult], fallbacks: Mapping[str, Efficiency],
-                    script: str) -> dict[str, Any]:
-    """The catalog calibration file of one profile: fitted fields by chip, the generation and "*" fallbacks
-    (geometric means of the fitted chips), provenance."""
-    params = dict.fromkeys(q for f in fits.values() for q in f.params)
+                    script: str, chips: Mapping[str, Chip]) -> dict[str, Any]:
+    """The catalog calibration file of one profile: fitted fields by chip, the fallbacks (`defaults`: chips of a
+    fitted generation by their kin, generations and "*" by geometric means of the fitted chips), provenance."""
+    params = [p.field for p in dict.fromkeys(q for f in fits.values() for q in f.params)]
     star = fallbacks.get("*", Efficiency())
     eff = {c: _differing(f.efficiency, star, [p.field for p in f.params]) for (_, c), f in fits.items()}
     prov = {c: f"fitted by {script} on {len(f.row_ids)} rows of data/truth/truth_dev.csv (MALE "
                f"{f.loss_before:.4f} -> {f.loss_after:.4f}); row ids in calibration/records/{profile}.yaml"
             for (_, c), f in fits.items()}
     for key, e in fallbacks.items():
-        eff[key] = {p.field: _num(getattr(e, p.field)) for p in params}
-        prov[key] = f"geometric mean of the fitted chips{'' if key == '*' else ' of generation ' + key} by {script}"
+        if key in chips:  # the loader merges a chip entry over "*"
+            eff[key] = _differing(e, star, params)
+            prov[key] = _kin_provenance(chips[key], {c: chips[c] for _, c in fits if c in chips}, script)
+        else:
+            eff[key] = {f: _num(getattr(e, f)) for f in params}
+            prov[key] = f"geometric mean of the fitted chips{'' if key == '*' else ' of generation ' + key} by {script}"
     return {"efficiency": eff, "provenance": prov}
+
+
+def _kin_provenance(chip: Chip, fitted: Mapping[str, Chip], script: str) -> str:
+    kin = {c: spec for c, spec in fitted.items() if spec.generation == chip.generation}
+    shares = ", ".join(f"{c} {w:.2f}" for c, w in sorted(kin_weights(chip, kin).items(), key=lambda x: -x[1]))
+    return (f"no fit of its own: geometric mean of the fitted {chip.generation} chips weighted {shares} (inverse "
+            f"squared distance of log dense bf16 FLOP/s, HBM bandwidth and TDP) by {script}")
 
 
 def _differing(eff: Efficiency, star: Efficiency, fitted: list[str]) -> dict[str, float]:

@@ -135,10 +135,13 @@ def subsample(targets: Sequence[Target], limit: int) -> list[Target]:
     return [targets[i] for i in sorted(set(idx.tolist()))]
 
 
-def geometric_default(fits: Mapping[str, Efficiency], params: Sequence[Param], base: Efficiency) -> Efficiency:
-    """The profile-wide "*" efficiency: the geometric mean of the fitted generations (base if none)."""
+def geometric_default(fits: Mapping[str, Efficiency], params: Sequence[Param], base: Efficiency,
+                      weights: Mapping[str, float] | None = None) -> Efficiency:
+    """The fitted values of `params` pooled over chips: their geometric mean, weighted by `weights` (equal when
+    None), on top of `base` (`base` itself if nothing was fitted)."""
     if not fits:
         return base
-    vals = {p.field: float(np.exp(np.mean([math.log(getattr(e, p.field)) for e in fits.values()])))
+    w = [weights[c] for c in fits] if weights else None
+    vals = {p.field: float(np.exp(np.average([math.log(getattr(e, p.field)) for e in fits.values()], weights=w)))
             for p in params}
     return _rounded(replace(base, **vals), params)
