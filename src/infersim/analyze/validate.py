@@ -163,4 +163,3 @@ def _implied_throughput(cfg: RowConfig, measured: Mapping[str, float], outcome: 
 def filter_rows(rows: Sequence[TruthRow], source: str | None, hardware: str | None) -> list[TruthRow]:
     return [r for r in rows if (source is None or r.config.source == source)
             and (hardware is None or r.config.hardware == hardware)]
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -198,11 +198,16 @@ def defaults(fits: Mapping[GroupKey, FitResult], groups: Mapping[GroupKey, Group
             members = {c: f for c, f in mine.items() if key in ("*", gens[c])}
             out[(profile, key)] = _mean_efficiency(members, backend.base_efficiency(profile, key))
         for name, chip in sorted(chips.items()):
-            kin = {c: chips[c] for c in mine if gens[c] == chip.generation and c in chips}
+            kin = fitted_kin(chip, mine, chips)
             if name not in mine and kin:
                 start = backend.base_efficiency(profile, name)
                 out[(profile, name)] = _mean_efficiency({c: mine[c] for c in kin}, start, kin_weights(chip, kin))
     return out
+
+
+def fitted_kin(chip: Chip, fitted: Iterable[str], chips: Mapping[str, Chip]) -> dict[str, Chip]:
+    """The fitted catalog chips of `chip`'s generation, by name."""
+    return {c: chips[c] for c in fitted if c in chips and chips[c].generation == chip.generation}
 
 
 def spec_distance(a: Chip, b: Chip) -> float:
@@ -302,15 +307,14 @@ def calibration_doc(profile: str, fits: Mapping[GroupKey, FitResult], fallbacks:
     for key, e in fallbacks.items():
         if key in chips:  # the loader merges a chip entry over "*"
             eff[key] = _differing(e, star, params)
-            prov[key] = _kin_provenance(chips[key], {c: chips[c] for _, c in fits if c in chips}, script)
+            prov[key] = _kin_provenance(chips[key], fitted_kin(chips[key], [c for _, c in fits], chips), script)
         else:
             eff[key] = {f: _num(getattr(e, f)) for f in params}
             prov[key] = f"geometric mean of the fitted chips{'' if key == '*' else ' of generation ' + key} by {script}"
     return {"efficiency": eff, "provenance": prov}
 
 
-def _kin_provenance(chip: Chip, fitted: Mapping[str, Chip], script: str) -> str:
-    kin = {c: spec for c, spec in fitted.items() if spec.generation == chip.generation}
+def _kin_provenance(chip: Chip, kin: Mapping[str, Chip], script: str) -> str:
     shares = ", ".join(f"{c} {w:.2f}" for c, w in sorted(kin_weights(chip, kin).items(), key=lambda x: -x[1]))
     return (f"no fit of its own: geometric mean of the fitted {chip.generation} chips weighted {shares} (inverse "
             f"squared distance of log dense bf16 FLOP/s, HBM bandwidth and TDP) by {script}")
