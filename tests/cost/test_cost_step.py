@@ -22,8 +22,9 @@ from infersim.graph.shard import Parallel
 from infersim.specs.chip import Chip, Dma
 
 CAT = load_catalog()
-SHAPES = st.builds(lambda p, pl, b, c: prefill(1, pl) + decode(b, c) if p else decode(b, c),
-                   st.booleans(), st.integers(1, 2048), st.integers(1, 64), st.integers(0, 8192))
+SHAPES = st.one_of(st.builds(lambda p, pl, b, c: prefill(1, pl) + decode(b, c) if p else decode(b, c),
+                             st.booleans(), st.integers(1, 2048), st.integers(1, 64), st.integers(0, 8192)),
+                   st.builds(prefill, st.integers(2, 8), st.integers(1, 2048)))  # a static batch's prefill
 
 
 def model_on(chip: Chip, tp: int, engine: str, model: str = "llama-3.1-8b") -> StepCostModel:

@@ -41,7 +41,7 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "neuron": (Param("hbm", 0.15, 0.95), Param("matmul", 0.05, 0.95), Param("attention", 0.02, 0.9),
                Param("kv_read", 0.03, 0.95), Param("collective_latency_s", 1e-6, 1e-4),
                Param("step_overhead_s", 1e-5, 2e-2), Param("prefill_overhead_s", 1e-4, 5e-2),
-               Param("kv_row_half_bytes", 16.0, 4096.0)),
+               Param("kv_row_half_bytes", 16.0, 4096.0), Param("overlap", 0.01, 1.0)),
     "gpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("kv_read", 0.05, 0.95),
             Param("op_overhead_s", 1e-7, 2e-5), Param("step_overhead_s", 1e-5, 2e-2)),
     "tpu": (Param("hbm", 0.3, 0.95), Param("matmul", 0.1, 0.95), Param("step_overhead_s", 1e-5, 2e-2)),

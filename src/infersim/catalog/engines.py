@@ -43,6 +43,7 @@ class EngineFile(_Strict):
     kv_memory_basis: str = Field(default="free", pattern="^(free|total)$")
     buckets: list[int] = []
     kv_admission: str = Field(default="grow", pattern="^(grow|reserve)$")
+    prefill_per_sequence: bool = False
     tp_degrees: dict[str, list[int]] = {}
     lnc: dict[str, int] = {}
     efficiency: dict[str, EffIn]
@@ -114,7 +115,8 @@ def _engine_cached(path: Path, _mtime: int, _cal_mtime: int) -> EngineProfile:
                          batching=f.batching, max_batch=f.max_batch, max_tokens_per_step=f.max_tokens_per_step,
                          kv_block_tokens=f.kv_block_tokens, kv_memory_fraction=f.kv_memory_fraction,
                          kv_memory_basis=f.kv_memory_basis,
-                         buckets=tuple(f.buckets), kv_admission=f.kv_admission, efficiency=eff, provenance=prov,
+                         buckets=tuple(f.buckets), kv_admission=f.kv_admission,
+                         prefill_per_sequence=f.prefill_per_sequence, efficiency=eff, provenance=prov,
                          tp_degrees={k: tuple(v) for k, v in f.tp_degrees.items()}, lnc=dict(f.lnc))
 
 

@@ -15,7 +15,9 @@ Rules (hardware_facts.md §1.2-1.3, neuron_software.md §3-4, from the NKI guide
   row blocks (one block of any transformer's hidden size fits SBUF) and fuses them between the matmuls that
   produce and consume them, so they cost engine time but no DMA.
 - Engines run independent instruction streams: an op takes the longest engine time, plus a non-overlapped
-  DMA fixed latency (~1.3 us, from the chip file) and the profile's per-op instruction overhead.
+  DMA fixed latency (~1.3 us, from the chip file) and the profile's per-op instruction overhead. Across ops the
+  schedule hides the profile's `overlap` share of the gap between the ops' sum and the busiest engine's step
+  total (the next matmul's weights stream while TensorE multiplies; `cost/overlap.py`).
 - Attention kernels are costed at the profile's attention efficiency of the matrix peak (scores stay in SBUF);
   decode attention streams the KV cache at the profile's kv_read fraction of bandwidth (times the DMA row
   efficiency of a position-major cache), every term linear in the KV tokens read; GQA KV re-reads and
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
+from infersim.cost.overlap import Busy, unoverlapped
 from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
 from infersim.specs.chip import ComputeEngine
@@ -131,6 +134,15 @@ def _engine_seconds(op: Op, dev: Device, eff: Efficiency, r: NeuronRates) -> tup
 def neuron_seconds(op: Op, dev: Device, eff: Efficiency, rates: NeuronRates) -> float:
     """Time of one run of a compute op on one NeuronCore rank: `neuron_op(...).seconds` without the breakdown."""
     return max(_engine_seconds(op, dev, eff, rates)) + (dev.chip.dma.fixed_latency_s + eff.op_overhead_s)
+
+
+def neuron_busy(op: Op, dev: Device, eff: Efficiency, rates: NeuronRates) -> Busy:
+    """One run of a compute op as `cost/overlap.py` sees it: each engine's busy time and the fixed latencies."""
+    engines = _engine_seconds(op, dev, eff, rates)
+    fixed = dev.chip.dma.fixed_latency_s + eff.op_overhead_s
+    if op.kind == "attention_decode":  # never overlapped: keeps a decode step affine in the KV tokens read
+        return unoverlapped(max(engines) + fixed)
+    return Busy(max(engines) + fixed, (*engines, 0.0), fixed)
 
 
 def neuron_op(op: Op, dev: Device, eff: Efficiency) -> Cost:

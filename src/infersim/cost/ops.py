@@ -14,7 +14,8 @@ from infersim.cost.collectives import Fabric, collective_seconds, make_fabric
 from infersim.cost.device import Device, make_device
 from infersim.cost.energy import PowerModel, op_joules, power_model, run_joules
 from infersim.cost.gpu import GpuRates, gpu_op, gpu_rates, gpu_seconds
-from infersim.cost.neuron import NeuronRates, neuron_op, neuron_rates, neuron_seconds
+from infersim.cost.neuron import NeuronRates, neuron_busy, neuron_op, neuron_rates, neuron_seconds
+from infersim.cost.overlap import RESOURCES, Busy, unoverlapped
 from infersim.graph.ops import Op
 from infersim.specs.chip import Chip
 from infersim.specs.engine import Efficiency
@@ -62,6 +63,17 @@ class OpCoster:
         if isinstance(self.rates, NeuronRates):
             return neuron_seconds(op, self.dev, self.eff, self.rates), 0.0
         return gpu_seconds(op, self.rates, self.eff), 0.0
+
+    def busy(self, op: Op) -> Busy:
+        """All runs of `op` per resource, for cross-op overlap (`cost/overlap.py`); GPU ops are not overlapped."""
+        if op.is_collective:
+            seconds = self.seconds(op)[0]
+            one = Busy(seconds, (0.0,) * (len(RESOURCES) - 1) + (seconds,), 0.0)
+        elif isinstance(self.rates, NeuronRates):
+            one = neuron_busy(op, self.dev, self.eff, self.rates)
+        else:
+            one = unoverlapped(self.seconds(op)[0])
+        return one.times(op.count)
 
     def totals(self, op: Op) -> tuple[float, float]:
         """(seconds, joules) of `costed(...)`, without building its Cost."""

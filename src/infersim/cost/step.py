@@ -5,13 +5,16 @@
     sm.cost(prefill(1, 1024))          # per-op breakdown (time, bound, FLOPs, bytes, energy, engines)
     sm.decode_affine(8)                # (base_s, s_per_ctx_token): exact for pure decode steps
 
+A step costs its ops (`cost/ops.py`) less what cross-op engine overlap hides (`cost/overlap.py`) plus the
+engine's fixed overheads; a profile whose context encoder takes one prompt at a time (`prefill_per_sequence`,
+transformers-neuronx) runs a static batch's prefill as one pass per prompt (`StepCostModel.runs`).
 Scenario formulas (TTFT, TPOT, static-batch throughput) belong to the validation and serving layers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infersim.catalog import Catalog
 from infersim.catalog.engines import load_engine
@@ -21,6 +24,7 @@ from infersim.cost.device import Device, make_device
 from infersim.cost.energy import power_model
 from infersim.cost.memory import plan_memory
 from infersim.cost.ops import costed, fixed_overheads, op_coster
+from infersim.cost.overlap import Busy
 from infersim.errors import InputError
 from infersim.graph.batch import StepShape
 from infersim.graph.build import Segment, SegmentKey, plan_ops, step_plan, step_segments
@@ -35,6 +39,7 @@ from infersim.specs.model import ModelSpec
 DEFAULT_ENGINE: dict[str, str] = {"neuron": "nxdi-2.2x", "gpu": "vllm-0.10", "tpu": "jetstream-pt"}
 CACHE_LIMIT = 1 << 20  # cached step shapes per model before the cache is emptied
 OVERHEAD_OP = Op("step overheads", "overhead", "other", "", ())
+OVERLAP_OP = Op("engine overlap", "overhead", "other", "", ())  # time hidden by cross-op overlap (negative)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class StepCostModel:
         self._joules: dict[StepShape, float] = {}
         self._op_costs: dict[Op, Cost] = {}
         self._segments: dict[SegmentKey, tuple[tuple[float, float], ...]] = {}
+        self._busy: dict[SegmentKey, Busy] = {}
         self._slopes: dict[int, tuple[float, float]] = {}
 
     def ops(self, shape: StepShape) -> list[Op]:
@@ -87,13 +93,31 @@ class StepCostModel:
         return fixed_overheads(self.eff, self.model.num_layers, shape.tokens, bool(shape.prefill_tokens),
                                self.idle_power_w)
 
+    def runs(self, shape: StepShape) -> tuple[StepShape, int]:
+        """What the engine runs for `shape` and how many times: a profile whose context encoder takes one sequence
+        at a time (`prefill_per_sequence`) runs a pure prefill step of n equal prompts as n one-prompt passes."""
+        n = shape.prefill_seqs
+        if (not self.profile.prefill_per_sequence or n < 2 or shape.decode_seqs or shape.prefill_tokens % n
+                or shape.prefill_attn_pairs % n):
+            return shape, 1
+        return StepShape(shape.prefill_tokens // n, 1, shape.prefill_attn_pairs // n), n
+
     def cost(self, shape: StepShape) -> StepCost:
-        """The per-op breakdown of one step and its total."""
+        """The per-op breakdown of one step and its total (an op's count includes the passes of `runs`)."""
         if not shape.tokens:
             return StepCost(shape, (), Cost())
-        items = [OpCost(op, self._op_cost(op)) for op in self.ops(shape)]
+        unit, n = self.runs(shape)
+        ops = self.ops(unit)
+        items = [OpCost(replace(op, count=op.count * n), self._op_cost(op).times(n)) for op in ops]
+        hidden = self._hidden_s(sum((self.op_coster.busy(op) for op in ops), Busy()).times(n))
+        if hidden:
+            items.append(OpCost(OVERLAP_OP, Cost(-hidden, joules=-self.idle_power_w * hidden)))
         items.append(OpCost(OVERHEAD_OP, self._overhead(shape)))
         return StepCost(shape, tuple(items), sum((i.cost for i in items), Cost()))
+
+    def _hidden_s(self, busy: Busy) -> float:
+        """Seconds of a step's ops that cross-op engine overlap hides (`cost/overlap.py`)."""
+        return busy.hidden_s(self.eff.overlap) if self.eff.overlap else 0.0
 
     def step_time(self, shape: StepShape) -> float:
         t = self._times.get(shape)
@@ -128,10 +152,14 @@ class StepCostModel:
         same per-op seconds and joules summed in the same order, each op list segment costed once per key."""
         if not shape.tokens:
             return 0.0, 0.0
-        parts = [self._segment(seg) for seg in step_segments(self.plan, shape)]
+        unit, n = self.runs(shape)
+        segs = step_segments(self.plan, unit)
+        parts = [self._segment(seg) for seg in segs]
+        hidden = self._hidden_s(sum((self._segment_busy(seg) for seg in segs), Busy()).times(n)) \
+            if self.eff.overlap else 0.0
         over = self._overhead(shape)
-        return (sum(s for part in parts for s, _ in part) + over.seconds,
-                sum(j for part in parts for _, j in part) + over.joules)
+        return (n * sum(s for part in parts for s, _ in part) - hidden + over.seconds,
+                n * sum(j for part in parts for _, j in part) - self.idle_power_w * hidden + over.joules)
 
     def _segment(self, seg: Segment) -> tuple[tuple[float, float], ...]:
         """(seconds, joules) of each op of one segment of a step, memoised by the segment's key."""
@@ -141,6 +169,16 @@ class StepCostModel:
             if len(self._segments) >= CACHE_LIMIT:
                 self._segments.clear()
             got = self._segments[key] = tuple(self.op_coster.totals(op) for op in make())
+        return got
+
+    def _segment_busy(self, seg: Segment) -> Busy:
+        """The ops of one segment per resource (`cost/overlap.py`), memoised by the segment's key."""
+        key, make = seg
+        got = self._busy.get(key)
+        if got is None:
+            if len(self._busy) >= CACHE_LIMIT:
+                self._busy.clear()
+            got = self._busy[key] = sum((self.op_coster.busy(op) for op in make()), Busy())
         return got
 
     def _op_cost(self, op: Op) -> Cost:

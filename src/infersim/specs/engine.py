@@ -29,6 +29,10 @@ class Efficiency:
     kv_read: float = 0.50  # fraction of HBM bandwidth the decode attention kernel reaches reading the KV cache
     op_overhead_s: float = 0.0  # fixed per op (kernel launch on GPUs, instruction issue/semaphores on Neuron)
     prefill_overhead_s: float = 0.0  # extra fixed cost of a step holding prefill (context-encoding graph switch)
+    # Cross-op engine overlap (NeuronCore mapping; `cost/overlap.py`): the share of the gap between running a
+    # step's ops one after another and its busiest engine's total that the compiler's schedule hides. 0: none
+    # (GPU kernels on one stream); 1: perfect overlap. Bounds [0, 1].
+    overlap: float = 0.0
     # Decode attention on GQA models: share of the KV traffic repeated for every further query head of a KV group
     # (0: each KV head is streamed once per step, as grouped kernels do -- XQA, flash-decoding, NKI; 1: streamed
     # once per query head, as per-(sequence, head) kernels do -- TensorRT-LLM's masked-MHA generation kernel
@@ -78,6 +82,10 @@ class EngineProfile:
     # "grow": KV blocks are allocated as tokens are generated (vLLM; preemption when they run out); "reserve": a
     # request is admitted only when the KV of its whole sequence fits (TensorRT-LLM GUARANTEED_NO_EVICT)
     kv_admission: str = "grow"
+    # True: the context encoder runs a step's prompts one sequence after another (weights streamed and collectives
+    # run once per sequence, one program switch per step), so a batched prefill costs its sequences' single
+    # prefills (transformers-neuronx static batching); False: the whole batch in one pass, weights shared.
+    prefill_per_sequence: bool = False
     efficiency: Mapping[str, Efficiency] = field(default_factory=dict)  # by chip name or generation; "*" = default
     tp_degrees: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # by chip name; empty = any
     lnc: Mapping[str, int] = field(default_factory=dict)  # physical cores per logical core, by chip generation
