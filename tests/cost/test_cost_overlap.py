@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from infersim.catalog import load_catalog
 from infersim.catalog.engines import load_engine
-from infersim.cost.overlap import RESOURCES, Busy, unoverlapped
+from infersim.cost.overlap import RESOURCES, Busy, busy_on, unoverlapped
 from infersim.cost.step import StepCostModel
 from infersim.graph.batch import StepShape, decode, prefill
 from infersim.graph.numerics import resolve_numerics
@@ -45,6 +45,8 @@ def test_busy_hides_the_gap_to_the_busiest_resource_in_proportion() -> None:
     assert both.hidden_s(0.25) == pytest.approx(0.5)
     assert (unoverlapped(4.0) + unoverlapped(1.0)).hidden_s(1.0) == 0.0  # ops on their own hide nothing
     assert len(a.engines_s) == len(RESOURCES)
+    link = busy_on("collective", 1.5)  # a collective overlaps compute, never another collective
+    assert (link + link).hidden_s(1.0) == 0.0 and (link + b).hidden_s(1.0) == pytest.approx(1.5)
 
 
 def test_no_overlap_costs_the_ops_one_after_another() -> None:

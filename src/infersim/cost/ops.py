@@ -15,7 +15,7 @@ from infersim.cost.device import Device, make_device
 from infersim.cost.energy import PowerModel, op_joules, power_model, run_joules
 from infersim.cost.gpu import GpuRates, gpu_op, gpu_rates, gpu_seconds
 from infersim.cost.neuron import NeuronRates, neuron_busy, neuron_op, neuron_rates, neuron_seconds
-from infersim.cost.overlap import RESOURCES, Busy, unoverlapped
+from infersim.cost.overlap import Busy, busy_on, unoverlapped
 from infersim.graph.ops import Op
 from infersim.specs.chip import Chip
 from infersim.specs.engine import Efficiency
@@ -67,8 +67,7 @@ class OpCoster:
     def busy(self, op: Op) -> Busy:
         """All runs of `op` per resource, for cross-op overlap (`cost/overlap.py`); GPU ops are not overlapped."""
         if op.is_collective:
-            seconds = self.seconds(op)[0]
-            one = Busy(seconds, (0.0,) * (len(RESOURCES) - 1) + (seconds,), 0.0)
+            one = busy_on("collective", self.seconds(op)[0])
         elif isinstance(self.rates, NeuronRates):
             one = neuron_busy(op, self.dev, self.eff, self.rates)
         else:

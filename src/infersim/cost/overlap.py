@@ -48,6 +48,11 @@ class Busy:
         return overlap * max(self.serial_s - self.overlapped_s, 0.0)
 
 
+def busy_on(resource: str, seconds: float) -> Busy:
+    """An op that keeps one of RESOURCES busy for all of its `seconds` (a collective on the links)."""
+    return Busy(seconds, tuple(seconds if r == resource else 0.0 for r in RESOURCES), 0.0)
+
+
 def unoverlapped(seconds: float) -> Busy:
     """An op that runs on its own: all of its time is fixed."""
     return Busy(seconds, (0.0,) * len(RESOURCES), seconds)

@@ -13,7 +13,7 @@ Scenario formulas (TTFT, TPOT, static-batch throughput) belong to the validation
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from infersim.catalog import Catalog
@@ -109,15 +109,16 @@ class StepCostModel:
         unit, n = self.runs(shape)
         ops = self.ops(unit)
         items = [OpCost(replace(op, count=op.count * n), self._op_cost(op).times(n)) for op in ops]
-        hidden = self._hidden_s(sum((self.op_coster.busy(op) for op in ops), Busy()).times(n))
+        hidden = self._hidden_s((self.op_coster.busy(op) for op in ops), n)
         if hidden:
             items.append(OpCost(OVERLAP_OP, Cost(-hidden, joules=-self.idle_power_w * hidden)))
         items.append(OpCost(OVERHEAD_OP, self._overhead(shape)))
         return StepCost(shape, tuple(items), sum((i.cost for i in items), Cost()))
 
-    def _hidden_s(self, busy: Busy) -> float:
-        """Seconds of a step's ops that cross-op engine overlap hides (`cost/overlap.py`)."""
-        return busy.hidden_s(self.eff.overlap) if self.eff.overlap else 0.0
+    def _hidden_s(self, busy: Iterable[Busy], runs: int) -> float:
+        """Seconds that cross-op engine overlap hides (`cost/overlap.py`) in `runs` passes of ops busy as `busy`
+        (read only when the profile overlaps)."""
+        return sum(busy, Busy()).times(runs).hidden_s(self.eff.overlap) if self.eff.overlap else 0.0
 
     def step_time(self, shape: StepShape) -> float:
         t = self._times.get(shape)
@@ -155,8 +156,7 @@ class StepCostModel:
         unit, n = self.runs(shape)
         segs = step_segments(self.plan, unit)
         parts = [self._segment(seg) for seg in segs]
-        hidden = self._hidden_s(sum((self._segment_busy(seg) for seg in segs), Busy()).times(n)) \
-            if self.eff.overlap else 0.0
+        hidden = self._hidden_s((self._segment_busy(seg) for seg in segs), n)
         over = self._overhead(shape)
         return (n * sum(s for part in parts for s, _ in part) - hidden + over.seconds,
                 n * sum(j for part in parts for _, j in part) - self.idle_power_w * hidden + over.joules)
