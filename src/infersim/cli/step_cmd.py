@@ -58,7 +58,9 @@ def summary(sm: StepCostModel, sc: StepCost) -> dict[str, Any]:
 
 
 def trace_slices(sm: StepCostModel, sc: StepCost) -> list[Slice]:
-    """Ops laid end to end; within an op, each engine's busy time starts with the op (engines overlap)."""
+    """Ops laid end to end; within an op, each engine's busy time starts with the op (engines overlap). Time
+    that cross-op overlap hides (the breakdown's negative "engine overlap" line) is not drawn: the ops end that
+    much after the step's total, and the step overheads start at the total minus their own time."""
     proc, start, out = f"{sm.chip.name} rank 0", 0.0, []
     for oc in sc.ops:
         for eng, busy in oc.cost.engines.items():
