@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from infersim.cost.base import Cost
 from infersim.cost.device import Device
-from infersim.cost.overlap import Busy, unoverlapped
+from infersim.cost.overlap import RESOURCES, Busy, unoverlapped
 from infersim.cost.traffic import bandwidth_share, expert_slowdown, hbm_bytes
 from infersim.graph.ops import Op
 from infersim.specs.chip import ComputeEngine
@@ -131,18 +131,24 @@ def _engine_seconds(op: Op, dev: Device, eff: Efficiency, r: NeuronRates) -> tup
             0.0 if on_chip else dma_bytes(op, eff, r.sbuf_bytes) / bw * slow)
 
 
+def _fixed_s(dev: Device, eff: Efficiency) -> float:
+    """Per-op time no engine overlaps: the DMA fixed latency and the profile's instruction overhead."""
+    return dev.chip.dma.fixed_latency_s + eff.op_overhead_s
+
+
 def neuron_seconds(op: Op, dev: Device, eff: Efficiency, rates: NeuronRates) -> float:
     """Time of one run of a compute op on one NeuronCore rank: `neuron_op(...).seconds` without the breakdown."""
-    return max(_engine_seconds(op, dev, eff, rates)) + (dev.chip.dma.fixed_latency_s + eff.op_overhead_s)
+    return max(_engine_seconds(op, dev, eff, rates)) + _fixed_s(dev, eff)
 
 
 def neuron_busy(op: Op, dev: Device, eff: Efficiency, rates: NeuronRates) -> Busy:
     """One run of a compute op as `cost/overlap.py` sees it: each engine's busy time and the fixed latencies."""
-    engines = _engine_seconds(op, dev, eff, rates)
-    fixed = dev.chip.dma.fixed_latency_s + eff.op_overhead_s
+    engines = dict(zip(ENGINES, _engine_seconds(op, dev, eff, rates), strict=True))
+    fixed = _fixed_s(dev, eff)
+    serial = max(engines.values()) + fixed
     if op.kind == "attention_decode":  # never overlapped: keeps a decode step affine in the KV tokens read
-        return unoverlapped(max(engines) + fixed)
-    return Busy(max(engines) + fixed, (*engines, 0.0), fixed)
+        return unoverlapped(serial)
+    return Busy(serial, tuple(engines.get(r, 0.0) for r in RESOURCES), fixed)
 
 
 def neuron_op(op: Op, dev: Device, eff: Efficiency) -> Cost:
@@ -150,7 +156,7 @@ def neuron_op(op: Op, dev: Device, eff: Efficiency) -> Cost:
     r = neuron_rates(dev)
     engines = dict(zip(ENGINES, _engine_seconds(op, dev, eff, r), strict=True))
     busiest = max(engines, key=engines.__getitem__)
-    fixed = dev.chip.dma.fixed_latency_s + eff.op_overhead_s
+    fixed = _fixed_s(dev, eff)
     bound = {"Tensor": "compute", "DMA": "memory"}.get(busiest, "vector")
     if engines[busiest] < fixed:
         bound = "overhead"
