@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from infersim.analyze.validate_report import step_layer_section
 from infersim.analyze.validate_stats import RowResult, block, error_stats, pooled_mape, summarize, worst
 
 
-def _r(line: int, metric: str, measured: float, predicted: float | None, hw: str = "inf2") -> RowResult:
+def _r(line: int, metric: str, measured: float, predicted: float | None, hw: str = "inf2",
+       scenario: str = "fixed-batch") -> RowResult:
     status = "ok" if predicted is not None else "unsupported: x"
-    return RowResult(line, f"r{line}", "S", hw, "fixed-batch", metric, measured, predicted, status)
+    return RowResult(line, f"r{line}", "S", hw, scenario, metric, measured, predicted, status)
 
 
 def test_ape_and_kind() -> None:
@@ -43,3 +45,14 @@ def test_pooled_mape_weights_each_block_by_its_rows() -> None:
     assert pooled_mape([one, two], "throughput") == pytest.approx(50)
     assert pooled_mape([one, two], "all") == pytest.approx(150 / 4)
     assert pooled_mape([one], "throughput") is None
+
+
+def test_step_layer_keeps_only_fixed_batch_and_single_stream_rows() -> None:
+    results = [_r(2, "ttft_mean", 100, 110), _r(3, "tpot_p50", 10, 13, "trn1", "single-stream"),
+               _r(4, "ttft_mean", 100, 300, "trn1", "server"), _r(5, "output_throughput", 200, 150)]
+    step = summarize(results)["step_layer"]
+    assert step["rows"] == 3 and step["latency"]["mape"] == pytest.approx(20)
+    assert step["by_hardware"]["trn1"]["latency"]["mape"] == pytest.approx(30)
+    assert step["by_source"]["S"]["throughput"]["mape"] == pytest.approx(25)
+    text = "\n".join(step_layer_section(step))
+    assert "| all step-layer rows | 3 | 3 | 20.00% (2) | 25.00% (1) |" in text and "| hardware: trn1 |" in text

@@ -3,13 +3,18 @@ sentence naming the file and field."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from infersim.catalog import DATA_DIR, load_catalog
 from infersim.catalog.engines import engine_from_file, load_engine
+from infersim.cost.step import StepCostModel
 from infersim.errors import InputError
+from infersim.graph.batch import decode, prefill
+from infersim.graph.numerics import resolve_numerics
+from infersim.graph.shard import Parallel
 
 REQUIRED = ("neuron-tnx-2.18", "nxdi-2.2x", "vllm-neuron", "trtllm-0.5", "trtllm-0.6", "trtllm-0.14", "trtllm-0.17",
             "trtllm-mlperf-4.0", "trtllm-mlperf-4.1", "vllm-0.10", "jetstream-pt", "saxml")
@@ -98,3 +103,20 @@ def test_profiles_that_extend_each_other_in_a_loop_are_refused(tmp_path: Path) -
     base.with_name("toy-2.yaml").write_text("extends: toy\nname: toy-2\n")
     with pytest.raises(InputError, match=r'field "extends" loops back to'):
         engine_from_file(base)
+
+
+def test_tensorrt_llm_profiles_rotate_q_and_k_inside_attention() -> None:
+    """TensorRT-LLM's GPT attention plugin computes RoPE: its steps have no rope pass and cost no more for it;
+    vLLM, Neuron and XLA stacks keep the pass."""
+    cat = load_catalog()
+    fused = {name for name in REQUIRED if load_engine(cat, name).rope_in_attention}
+    assert fused == {n for n in REQUIRED if n.startswith("trtllm")}
+    chip = cat.chip("h100-sxm")
+    trt = load_engine(cat, "trtllm-0.14")
+    fused_sm, apart_sm = (StepCostModel(cat.model("llama-3.1-8b"), chip, cat.instance("p5.48xlarge"), Parallel(tp=1),
+                                        resolve_numerics(chip, "bf16"), p)
+                          for p in (trt, replace(trt, rope_in_attention=False)))
+    for shape in (prefill(1, 2048), decode(16, 1024)):
+        without, with_pass = fused_sm.cost(shape), apart_sm.cost(shape)
+        assert "attn.rope" in [oc.op.name for oc in with_pass] and "attn.rope" not in [oc.op.name for oc in without]
+        assert without.total.seconds < with_pass.total.seconds

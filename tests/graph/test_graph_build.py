@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from infersim.catalog import load_catalog
 from infersim.errors import InputError
 from infersim.graph.batch import StepShape, decode, prefill
-from infersim.graph.build import build_step, experts_touched
+from infersim.graph.build import build_step, experts_touched, plan_ops, step_plan
 from infersim.graph.numerics import Numerics, resolve_numerics
 from infersim.graph.ops import total
 from infersim.graph.shard import Parallel, check_parallel
@@ -122,3 +122,12 @@ def test_parallel_refusals() -> None:
 
 def test_empty_step_has_no_ops() -> None:
     assert build_step(tiny(), StepShape(), BF16, Parallel()) == []
+
+
+def test_rope_in_attention_drops_only_the_rope_pass() -> None:
+    """A stack whose attention kernel rotates Q and K (TensorRT-LLM) has no rope pass; every other op is unchanged."""
+    par = Parallel(tp=2)
+    apart = plan_ops(step_plan(tiny(), BF16, par), MIXED)
+    fused = plan_ops(step_plan(tiny(), BF16, par, rope_in_attention=True), MIXED)
+    assert [op.kind for op in apart].count("rope") == 1
+    assert fused == [op for op in apart if op.kind != "rope"]

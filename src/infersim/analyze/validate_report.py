@@ -38,6 +38,26 @@ def summary_tables(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _mape2(b: Mapping[str, Any], kind: str) -> str:
+    """MAPE of a block's `kind` rows to two decimals, with their count (the step-layer targets sit on a boundary)."""
+    e = b[kind]
+    return "-" if e["mape"] is None else f'{e["mape"]:.2f}% ({e["n"]})'
+
+
+def step_layer_section(step: Mapping[str, Any]) -> list[str]:
+    """The fixed-batch and single-stream rows alone: they depend only on the step-cost model (`cost/`), so they
+    are its accuracy figure, per hardware and per source."""
+    cols = ("rows", "covered", "latency MAPE (n)", "throughput MAPE (n)")
+    cells = [str(step["rows"]), str(step["covered"]), _mape2(step, "latency"), _mape2(step, "throughput")]
+    rows = [["all step-layer rows", *cells]]
+    for key, title in (("by_hardware", "hardware"), ("by_source", "source")):
+        rows += [[f"{title}: {name}", str(b["rows"]), str(b["covered"]), _mape2(b, "latency"),
+                  _mape2(b, "throughput")] for name, b in step[key].items()]
+    return ["## Step-cost layer rows (fixed-batch and single-stream)", "",
+            "These rows depend on nothing but the step-cost model: no batching policy and no arrival process.",
+            "", *md_table(("set", *cols), rows)]
+
+
 def worst_table(results: Sequence[RowResult], n: int = 10) -> list[str]:
     rows = [[f"`{r.id}`", r.metric, f"{r.measured:.4g}", f"{r.predicted:.4g}", pct(r.ape), r.diagnosis]
             for r in worst(results, n)]
@@ -77,7 +97,8 @@ def report_markdown(title: str, command: str, summary: Mapping[str, Any], result
              "Predictions read only the configuration columns of each row and the committed calibration files; the "
              "row -> configuration rules and the benchmark definitions used for unpublished lengths are in "
              "`src/infersim/analyze/validate_benchmarks.yaml`.",
-             "", *summary_tables(summary), "", *worst_table(results), ""]
+             "", *summary_tables(summary), "", *step_layer_section(summary["step_layer"]), "",
+             *worst_table(results), ""]
     lines += unsupported_table(results)
     if plot_name:
         lines += ["", "## Predicted vs measured", "", f"![predicted vs measured]({plot_name})"]

@@ -77,12 +77,27 @@ def grouped(results: Iterable[RowResult], key: Callable[[RowResult], str]) -> di
     return {k: block(v) for k, v in sorted(groups.items())}
 
 
+# Scenarios whose rows depend on the step-cost layer alone (no batching policy, no arrival process).
+STEP_LAYER_SCENARIOS: tuple[str, ...] = ("fixed-batch", "single-stream")
+
+
+def step_layer(results: Sequence[RowResult]) -> dict[str, Any]:
+    """Totals of the rows of STEP_LAYER_SCENARIOS, and the same per hardware and per source."""
+    mine = [r for r in results if r.scenario in STEP_LAYER_SCENARIOS]
+    out = block(mine)
+    out["by_hardware"] = grouped(mine, lambda r: r.hardware)
+    out["by_source"] = grouped(mine, lambda r: r.source)
+    return out
+
+
 def summarize(results: Sequence[RowResult]) -> dict[str, Any]:
-    """The validation summary: totals and the same per hardware, per source and per scenario."""
+    """The validation summary: totals and the same per hardware, per source and per scenario, and the step-cost
+    layer's rows on their own (`step_layer`)."""
     out = block(results)
     out["by_hardware"] = grouped(results, lambda r: r.hardware)
     out["by_source"] = grouped(results, lambda r: r.source)
     out["by_scenario"] = grouped(results, lambda r: r.scenario)
+    out["step_layer"] = step_layer(results)
     return out
 
 

@@ -44,6 +44,7 @@ class EngineFile(_Strict):
     buckets: list[int] = []
     kv_admission: str = Field(default="grow", pattern="^(grow|reserve)$")
     prefill_per_sequence: bool = False
+    rope_in_attention: bool = False
     tp_degrees: dict[str, list[int]] = {}
     lnc: dict[str, int] = {}
     efficiency: dict[str, EffIn]
@@ -116,7 +117,8 @@ def _engine_cached(path: Path, _mtime: int, _cal_mtime: int) -> EngineProfile:
                          kv_block_tokens=f.kv_block_tokens, kv_memory_fraction=f.kv_memory_fraction,
                          kv_memory_basis=f.kv_memory_basis,
                          buckets=tuple(f.buckets), kv_admission=f.kv_admission,
-                         prefill_per_sequence=f.prefill_per_sequence, efficiency=eff, provenance=prov,
+                         prefill_per_sequence=f.prefill_per_sequence,
+                         rope_in_attention=f.rope_in_attention, efficiency=eff, provenance=prov,
                          tp_degrees={k: tuple(v) for k, v in f.tp_degrees.items()}, lnc=dict(f.lnc))
 
 

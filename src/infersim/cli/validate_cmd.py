@@ -47,6 +47,9 @@ def _print_tables(summary: dict[str, Any], results: Sequence[RowResult]) -> None
     rows = [_row_cells("all rows", summary)]
     for key in ("by_hardware", "by_source", "by_scenario"):
         rows += [_row_cells(f"{key[3:]}: {name}", b) for name, b in summary[key].items()]
+    step = summary["step_layer"]
+    rows.append(_row_cells("step-cost layer rows (fixed-batch, single-stream)", step))
+    rows += [_row_cells(f"  step layer, hardware: {name}", b) for name, b in step["by_hardware"].items()]
     out.print(table("infersim validate: predicted vs measured", ["set", *SUMMARY_COLS], rows))
     bad = [[r.id[:70], r.metric, f"{r.measured:.4g}", f"{r.predicted:.4g}", pct(r.ape)] for r in worst(results)]
     out.print(table("worst rows", ["row", "metric", "measured", "predicted", "APE"], bad))

@@ -76,7 +76,7 @@ class StepCostModel:
         self.fabric = make_fabric(self.device, instance)
         self.power = power_model(self.device)
         self.memory = plan_memory(model, self.device, numerics, self.parallel, profile, need_tokens)
-        self.plan = step_plan(model, numerics, self.parallel)
+        self.plan = step_plan(model, numerics, self.parallel, profile.rope_in_attention)
         self.op_coster = op_coster(self.device, self.eff, self.fabric, self.power, self.parallel.tp,
                                    self.parallel.ranks)
         self._times: dict[StepShape, float] = {}

@@ -72,12 +72,16 @@ class StepPlan:
     weight_bytes: float
     kv_bytes: float
     dequant: bool  # weights stored narrower than the compute format, dequantised on the way in
+    rope_in_attention: bool = False  # the stack's attention kernel applies the rotary embedding (no rope pass)
 
 
-def step_plan(model: ModelSpec, numerics: Numerics, parallel: Parallel) -> StepPlan:
+def step_plan(model: ModelSpec, numerics: Numerics, parallel: Parallel, rope_in_attention: bool = False) -> StepPlan:
+    """The plan of one deployment; `rope_in_attention` drops the rope pass for stacks whose attention kernel
+    rotates Q and K as it loads them (`EngineProfile.rope_in_attention`)."""
     par = check_parallel(model, parallel)
     return StepPlan(model, numerics, par, dims(model, par), tuple(_layer_groups(model)), numerics.stream_bytes,
-                    numerics.weight_bytes, numerics.kv_bytes, numerics.weights != numerics.activations)
+                    numerics.weight_bytes, numerics.kv_bytes, numerics.weights != numerics.activations,
+                    rope_in_attention)
 
 
 @dataclass(frozen=True)
@@ -153,11 +157,13 @@ def _qkv(c: _Ctx, n: int) -> list[Op]:
 
 
 def attention_in(c: _Ctx, n: int) -> list[Op]:
-    """The attention block up to the attention kernels: norm, projections, rotary embedding."""
+    """The attention block up to the attention kernels: norm, projections, rotary embedding (unless the attention
+    kernel applies it)."""
     t, d = c.tokens, c.p.d
     ops = [elementwise(c, "attn.norm", "norm", "norm", t * d.hidden, n)]
     ops += _qkv(c, n)
-    ops.append(elementwise(c, "attn.rope", "rope", "attention", t * (d.heads + d.kv_heads) * d.rotary, n))
+    if not c.p.rope_in_attention:
+        ops.append(elementwise(c, "attn.rope", "rope", "attention", t * (d.heads + d.kv_heads) * d.rotary, n))
     return ops
 
 

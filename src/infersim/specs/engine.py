@@ -86,6 +86,9 @@ class EngineProfile:
     # run once per sequence, one program switch per step), so a batched prefill costs its sequences' single
     # prefills (transformers-neuronx static batching); False: the whole batch in one pass, weights shared.
     prefill_per_sequence: bool = False
+    # True: the attention kernel rotates Q and K as it loads them (TensorRT-LLM's GPT attention plugin), so the step
+    # has no rotary-embedding pass of its own; False: a separate rope pass reads and writes Q and K.
+    rope_in_attention: bool = False
     efficiency: Mapping[str, Efficiency] = field(default_factory=dict)  # by chip name or generation; "*" = default
     tp_degrees: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # by chip name; empty = any
     lnc: Mapping[str, int] = field(default_factory=dict)  # physical cores per logical core, by chip generation
