@@ -47,12 +47,13 @@ def _mape2(b: Mapping[str, Any], kind: str) -> str:
 def step_layer_section(step: Mapping[str, Any]) -> list[str]:
     """The fixed-batch and single-stream rows alone: they depend only on the step-cost model (`cost/`), so they
     are its accuracy figure, per hardware and per source."""
+    def cells(name: str, b: Mapping[str, Any]) -> list[str]:
+        return [name, str(b["rows"]), str(b["covered"]), _mape2(b, "latency"), _mape2(b, "throughput")]
+
     cols = ("rows", "covered", "latency MAPE (n)", "throughput MAPE (n)")
-    cells = [str(step["rows"]), str(step["covered"]), _mape2(step, "latency"), _mape2(step, "throughput")]
-    rows = [["all step-layer rows", *cells]]
+    rows = [cells("all step-layer rows", step)]
     for key, title in (("by_hardware", "hardware"), ("by_source", "source")):
-        rows += [[f"{title}: {name}", str(b["rows"]), str(b["covered"]), _mape2(b, "latency"),
-                  _mape2(b, "throughput")] for name, b in step[key].items()]
+        rows += [cells(f"{title}: {name}", b) for name, b in step[key].items()]
     return ["## Step-cost layer rows (fixed-batch and single-stream)", "",
             "These rows depend on nothing but the step-cost model: no batching policy and no arrival process.",
             "", *md_table(("set", *cols), rows)]
