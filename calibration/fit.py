@@ -12,7 +12,8 @@ Fits start from the uncalibrated engine profiles (the engine YAML files alone) a
 error (MALE) of the predictions with a bounded pattern search over a few physical parameters (see PARAMS in
 infersim/analyze/validate_calibrate.py), started from the best point of a coarse matmul x hbm grid (START_GRID)
 or the engine defaults (a simulated group with more than COARSE_RUNS runs is searched on an even
-subsample first, then refined on every run). Every prediction during a fit is made exactly as `infersim validate`
+subsample first, from each of the COARSE_STARTS best starting points, then refined on every run from the search
+that ended best). Every prediction during a fit is made exactly as `infersim validate`
 makes it (full serving simulations, no proxies); a group uses all its fixed-batch runs and at most MAX_RUNS of
 its simulated runs, evenly spread (no group of the dev set has more: every run is used). Groups with fewer
 than MIN_RUNS runs are not fitted: they take their profile's "*" value.
@@ -36,6 +37,7 @@ import yaml
 from infersim.analyze.validate_backend import CatalogBackend
 from infersim.analyze.validate_calibrate import (
     COARSE_RUNS,
+    COARSE_STARTS,
     Group,
     HeldOut,
     build_groups,
@@ -123,7 +125,8 @@ def write_doc(fits: dict[GroupKey, FitResult], loso: list[HeldOut], loho: list[H
              "`data/truth/truth_dev.csv` only, by minimising the mean absolute log error (MALE, the mean of "
              "|log(predicted / measured)|) of the predictions "
              "(pattern search in log space; a simulated group with more than "
-             f"{COARSE_RUNS} runs is searched first on {COARSE_RUNS} of them, evenly spread, then refined on all). "
+             f"{COARSE_RUNS} runs is searched first on {COARSE_RUNS} of them, evenly spread, from each of the "
+             f"{COARSE_STARTS} best starting points, and the search that ends best on all runs is refined on all). "
              "Every prediction made while fitting is made exactly as "
              "`infersim validate` makes it: the step model in closed form for fixed-batch runs and full serving "
              f"simulations for offline and server runs (at most {MAX_RUNS} simulated runs per group, evenly "

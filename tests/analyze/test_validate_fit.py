@@ -16,9 +16,17 @@ from infersim.analyze.validate_calibrate import (
     cross_validate,
     fit_all,
     fit_one,
-    grid_start,
+    grid_starts,
 )
-from infersim.analyze.validate_fit import Param, Target, fit_group, geometric_default, pattern_search, subsample
+from infersim.analyze.validate_fit import (
+    Param,
+    Target,
+    fit_group,
+    geometric_default,
+    group_loss,
+    pattern_search,
+    subsample,
+)
 from infersim.analyze.validate_rows import parse_rows
 from infersim.analyze.validate_setup import Setup, configure, load_rules
 from infersim.specs.engine import Efficiency
@@ -80,10 +88,12 @@ def test_fits_start_from_the_best_grid_point_or_the_defaults() -> None:
     truth = Efficiency(hbm=START_GRID[0], step_overhead_s=3e-3)
     targets, rules = _targets(truth), load_rules()
     both = (Param("matmul", 0.1, 1.0), *PARAMS)
-    begin, evals = grid_start(targets, Efficiency(step_overhead_s=3e-3), both, EffBackend, rules)
-    assert begin.hbm == START_GRID[0] and evals == 1 + len(START_GRID) ** 2
-    assert grid_start(targets, truth, both, EffBackend, rules)[0] == truth  # ties keep the defaults
-    assert grid_start(targets, Efficiency(), PARAMS, EffBackend, rules) == (Efficiency(), 0)  # no matmul x hbm
+    ranked, evals = grid_starts(targets, Efficiency(step_overhead_s=3e-3), both, EffBackend, rules)
+    assert ranked[0].hbm == START_GRID[0] and evals == len(ranked) == 1 + len(START_GRID) ** 2
+    losses = [group_loss(targets, EffBackend(e), rules) for e in ranked]
+    assert losses == sorted(losses)  # best first: a large group's coarse searches start from the first few
+    assert grid_starts(targets, truth, both, EffBackend, rules)[0][0] == truth  # ties keep the defaults ahead
+    assert grid_starts(targets, Efficiency(), PARAMS, EffBackend, rules) == ([Efficiency()], 0)  # no matmul x hbm
 
 
 def test_subsample_and_default() -> None:
