@@ -82,8 +82,7 @@ class StepCostModel:
         self._times: dict[StepShape, float] = {}
         self._joules: dict[StepShape, float] = {}
         self._op_costs: dict[Op, Cost] = {}
-        self._segments: dict[SegmentKey, tuple[tuple[float, float], ...]] = {}
-        self._busy: dict[SegmentKey, Busy] = {}
+        self._segments: dict[SegmentKey, tuple[tuple[tuple[float, float], ...], Busy]] = {}
         self._slopes: dict[int, tuple[float, float]] = {}
 
     def ops(self, shape: StepShape) -> list[Op]:
@@ -154,31 +153,23 @@ class StepCostModel:
         if not shape.tokens:
             return 0.0, 0.0
         unit, n = self.runs(shape)
-        segs = step_segments(self.plan, unit)
-        parts = [self._segment(seg) for seg in segs]
-        hidden = self._hidden_s((self._segment_busy(seg) for seg in segs), n)
+        parts = [self._segment(seg) for seg in step_segments(self.plan, unit)]
+        hidden = self._hidden_s((busy for _, busy in parts), n)
         over = self._overhead(shape)
-        return (n * sum(s for part in parts for s, _ in part) - hidden + over.seconds,
-                n * sum(j for part in parts for _, j in part) - self.idle_power_w * hidden + over.joules)
+        return (n * sum(s for totals, _ in parts for s, _ in totals) - hidden + over.seconds,
+                n * sum(j for totals, _ in parts for _, j in totals) - self.idle_power_w * hidden + over.joules)
 
-    def _segment(self, seg: Segment) -> tuple[tuple[float, float], ...]:
-        """(seconds, joules) of each op of one segment of a step, memoised by the segment's key."""
+    def _segment(self, seg: Segment) -> tuple[tuple[tuple[float, float], ...], Busy]:
+        """(seconds, joules) of each op of one segment of a step, and the segment's ops per resource
+        (`cost/overlap.py`, only when the profile overlaps), memoised by the segment's key: its ops built once."""
         key, make = seg
         got = self._segments.get(key)
         if got is None:
             if len(self._segments) >= CACHE_LIMIT:
                 self._segments.clear()
-            got = self._segments[key] = tuple(self.op_coster.totals(op) for op in make())
-        return got
-
-    def _segment_busy(self, seg: Segment) -> Busy:
-        """The ops of one segment per resource (`cost/overlap.py`), memoised by the segment's key."""
-        key, make = seg
-        got = self._busy.get(key)
-        if got is None:
-            if len(self._busy) >= CACHE_LIMIT:
-                self._busy.clear()
-            got = self._busy[key] = sum((self.op_coster.busy(op) for op in make()), Busy())
+            ops = make()
+            busy = sum((self.op_coster.busy(op) for op in ops), Busy()) if self.eff.overlap else Busy()
+            got = self._segments[key] = (tuple(self.op_coster.totals(op) for op in ops), busy)
         return got
 
     def _op_cost(self, op: Op) -> Cost:
